@@ -1,0 +1,74 @@
+"""Shape checks that explain themselves.
+
+Every public function of the course checks its inputs with these helpers, so a
+wrong shape fails at once with a message naming the argument, the shape it got
+and the shape it expected, e.g.::
+
+    ValueError: keys: expected shape (B=2, S, Dk=16), got (2, 7, 15)
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+Dim = int | str | None  # an int must match; a str names a free dim (bound on first use); None: anything
+
+
+def check_shape(name: str, tensor: torch.Tensor, expected: Sequence[Dim],
+                bound: dict[str, int] | None = None) -> dict[str, int]:
+    """Check ``tensor.shape`` against ``expected`` and return the named sizes.
+
+    ``expected`` holds ints (must match), letters (a named size: the same
+    letter must have the same size everywhere, across calls that share
+    ``bound``) or None (any size). Raises ValueError naming ``name``, the
+    expected pattern and the shape received.
+    """
+    bound = {} if bound is None else bound
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor of shape {_pattern(expected, bound)}, "
+                        f"got {type(tensor).__name__}")
+    shape = tuple(tensor.shape)
+    ok = len(shape) == len(expected)
+    new = dict(bound)
+    if ok:
+        for size, want in zip(shape, expected):
+            if want is None:
+                continue
+            if isinstance(want, int):
+                ok = ok and size == want
+            elif want in new:
+                ok = ok and size == new[want]
+            else:
+                new[want] = size
+    if not ok:
+        raise ValueError(f"{name}: expected shape {_pattern(expected, bound)}, got {shape}")
+    bound.update(new)
+    return bound
+
+
+def check_broadcastable(name: str, tensor: torch.Tensor, target: Sequence[int],
+                        pattern: str) -> None:
+    """Check that ``tensor`` broadcasts to ``target`` (its description: ``pattern``)."""
+    shape = tuple(tensor.shape)
+    try:
+        torch.broadcast_shapes(shape, tuple(target))
+        ok = len(shape) <= len(target) and torch.broadcast_shapes(shape, tuple(target)) == tuple(target)
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name}: expected a shape broadcastable to {pattern} = {tuple(target)}, got {shape}")
+
+
+def _pattern(expected: Sequence[Dim], bound: dict[str, int]) -> str:
+    parts = []
+    for want in expected:
+        if want is None:
+            parts.append("*")
+        elif isinstance(want, int):
+            parts.append(str(want))
+        elif want in bound:
+            parts.append(f"{want}={bound[want]}")
+        else:
+            parts.append(want)
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
