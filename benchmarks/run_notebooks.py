@@ -1,0 +1,288 @@
+"""Run every lesson notebook headless in a fresh kernel; report wall time and peak memory.
+
+    python benchmarks/run_notebooks.py [NOTEBOOK ...] [--threads N] [--write] [--update-readme]
+    ./course bench ...                      (the same, from the course's venv)
+
+Each notebook runs in its own subprocess (``--one NOTEBOOK``), which starts one
+kernel with nbclient, executes the notebook top to bottom and writes its
+measurements to a JSON file. The parent prints a markdown table:
+
+* wall time: from the moment the fresh kernel is ready to the end of the last
+  code cell (kernel start-up, about a second, is not counted);
+* peak memory: the peak resident set size of the kernel process, read from the
+  operating system (see ``_kernel_peak_rss_mb``).
+
+``--write`` stores the executed notebook (outputs, execution counts 1..n) back
+in place, for refreshing the committed outputs; ``--update-readme`` rewrites
+the syllabus table of README.md between ``<!-- syllabus:start -->`` and
+``<!-- syllabus:end -->``. ``--threads N`` sets OMP_NUM_THREADS, MKL_NUM_THREADS
+and COURSE_THREADS for the kernels (torch reads OMP_NUM_THREADS at start-up).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+LESSON_GLOB = "[0-9]*.ipynb"
+START, END = "<!-- syllabus:start -->", "<!-- syllabus:end -->"
+HEADER = ["#", "notebook", "idea", "wall time (s)", "peak memory (MB)"]
+TBD = "tbd"
+
+
+# --------------------------------------------------------------------------- one notebook
+def _kernel_peak_rss_mb() -> float | None:
+    """Peak resident memory of the kernel that this process started and has reaped.
+
+    nbclient runs the notebook in a separate kernel process (``python -m
+    ipykernel_launcher``), a child of this process, so this process's own memory
+    says nothing about the notebook. ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` is
+    the largest peak RSS ("high-water mark", kept by the kernel of the operating
+    system, so no short spike is missed as it would be by polling) among the
+    children this process has waited for, and among their own waited-for children.
+    It is valid here because
+      * this process is a fresh subprocess whose only child is that one kernel,
+      * it is read after nbclient has shut the kernel down and jupyter_client has
+        reaped it (Popen.wait), which is when the kernel's figure is added.
+    It is a maximum over processes, not a sum: were a notebook to start worker
+    processes, the figure would be that of the largest one (the lessons start none).
+    Units: KiB on Linux, bytes on macOS. Returns None where there is no
+    ``resource`` module (Windows).
+    """
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def _current_env_kernel_manager():
+    """An nbclient kernel manager that runs this interpreter's ipykernel, like nbval's
+    --nbval-current-env: a user-level "python3" kernel spec can point elsewhere."""
+    import ipykernel.kernelspec
+    from jupyter_client import AsyncKernelManager
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+    from traitlets import default
+
+    class CurrentEnvSpecs(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name):
+            return KernelSpec(resource_dir=ipykernel.kernelspec.RESOURCES,
+                              **ipykernel.kernelspec.get_kernel_dict())
+
+    class CurrentEnvKernelManager(AsyncKernelManager):
+        @default("kernel_spec_manager")
+        def _kernel_spec_manager_default(self):
+            return CurrentEnvSpecs(data_dir=self.data_dir)
+
+    return CurrentEnvKernelManager
+
+
+def run_one(path: Path, write: bool, timeout: int) -> dict:
+    """Execute one notebook in a fresh kernel; return its measurements."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    marks: dict[str, float] = {}
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        kernel_manager_class=_current_env_kernel_manager(),
+        resources={"metadata": {"path": str(path.parent)}},  # cwd: ../images/ paths work
+        record_timing=False,  # no per-cell timestamps in committed notebooks
+        on_notebook_start=lambda **_: marks.setdefault("start", time.perf_counter()),
+        on_cell_executed=lambda **_: marks.__setitem__("end", time.perf_counter()),
+    )
+    error = None
+    try:
+        client.execute()
+    except Exception as err:  # a failing cell, a timeout, a dead kernel
+        error = f"{type(err).__name__}: {err}"
+    result = {
+        "notebook": str(path),
+        "ok": error is None,
+        "error": error,
+        "wall_s": marks.get("end", marks.get("start", 0.0)) - marks.get("start", 0.0),
+        "peak_mb": _kernel_peak_rss_mb(),
+        "title": notebook_title(nb),
+    }
+    if write and error is None:
+        nbformat.write(nb, path)
+    return result
+
+
+def notebook_title(nb) -> str:
+    """The first markdown heading of a notebook, without its #s."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return ""
+
+
+# --------------------------------------------------------------------------- the table
+def _split_row(line: str) -> list[str]:
+    cells = re.split(r"(?<!\\)\|", line.strip())
+    return [c.strip() for c in cells[1:-1]]
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def lesson_number(path: str | Path) -> str:
+    return Path(path).stem.split("_", 1)[0]
+
+
+def format_cells(result: dict, idea: str) -> list[str]:
+    path = Path(result["notebook"])
+    try:
+        rel = path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        rel = path.as_posix()
+    if result["ok"]:
+        wall = f"{result['wall_s']:.{1 if result['wall_s'] < 10 else 0}f}"
+        peak = TBD if result["peak_mb"] is None else f"{result['peak_mb']:.0f}"
+    else:
+        wall = peak = "failed"
+    idea = re.sub(r"(?<!\\)\|", r"\\|", idea)  # a | inside a cell, escaped once
+    return [lesson_number(path), f"[{path.stem}]({rel})", idea, wall, peak]
+
+
+def markdown_table(rows: list[list[str]]) -> str:
+    return "\n".join([_row(HEADER), _row(["---"] * len(HEADER)), *map(_row, rows)])
+
+
+def update_syllabus(text: str, results: list[dict], footnote: str) -> str:
+    """Return README ``text`` with the syllabus table updated from ``results``.
+
+    Rows are keyed by lesson number (the ``#`` column). A row's idea is kept
+    when written by hand, else filled with the notebook's title; rows of
+    notebooks that were not run, or failed, are left as they are.
+    """
+    if START not in text or END not in text:
+        raise ValueError(f"README.md has no {START} ... {END} block")
+    head, rest = text.split(START, 1)
+    block, tail = rest.split(END, 1)
+    rows: dict[str, list[str]] = {}
+    for line in block.splitlines():
+        if line.lstrip().startswith("|"):
+            cells = _split_row(line)
+            if cells and cells[0] not in ("#", "") and not set(cells[0]) <= set("-: "):
+                rows[cells[0]] = (cells + [TBD] * len(HEADER))[: len(HEADER)]
+    for result in results:
+        if not result["ok"]:
+            continue
+        number = lesson_number(result["notebook"])
+        old_idea = rows.get(number, [""] * len(HEADER))[2]
+        idea = old_idea if old_idea not in ("", TBD) else (result["title"] or TBD)
+        rows[number] = format_cells(result, idea)
+    table = markdown_table([rows[k] for k in sorted(rows)])
+    return f"{head}{START}\n{table}\n\n{footnote}\n{END}{tail}"
+
+
+def machine_line(threads: int | None) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        torch = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch = "?"
+    threads_text = (f"{threads} thread{'s' * (threads != 1)}" if threads
+                    else f"default threads, {os.cpu_count()} CPUs")
+    return (f"{cpu}, {threads_text}, torch {torch}, Python {platform.python_version()}, "
+            f"{dt.date.today().isoformat()}")
+
+
+# --------------------------------------------------------------------------- driver
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        help=f"notebooks to run (default: notebooks/{LESSON_GLOB})")
+    parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--write", action="store_true",
+                        help="store the executed notebooks (outputs) in place")
+    parser.add_argument("--threads", type=int, help="torch threads for the kernels")
+    parser.add_argument("--update-readme", action="store_true",
+                        help="update the README syllabus table with the measurements")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
+    args = parser.parse_args(argv)
+
+    if args.one is not None:
+        result = run_one(args.one, args.write, args.timeout)
+        if args.result:
+            args.result.write_text(json.dumps(result))
+        else:
+            print(json.dumps(result))
+        return 0 if result["ok"] else 1
+
+    if args.write and os.environ.get("COURSE_FAST") == "1":
+        parser.error("--write stores the committed outputs, which come from the normal run: "
+                     "unset COURSE_FAST")
+    notebooks = [p.resolve() for p in args.notebooks] or sorted((ROOT / "notebooks").glob(LESSON_GLOB))
+    if not notebooks:
+        print(f"no lesson notebooks (notebooks/{LESSON_GLOB}) yet: nothing to run")
+        return 0
+
+    env = dict(os.environ)
+    # ipykernel's inline backend draws the figures stored by --write; an inherited
+    # MPLBACKEND=Agg would replace it and leave the notebooks without figures.
+    env.pop("MPLBACKEND", None)
+    if args.threads:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "COURSE_THREADS"):
+            env[name] = str(args.threads)
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, nb in enumerate(notebooks):
+            out = Path(tmp) / f"{i}.json"
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--one", str(nb),
+                   "--result", str(out), "--timeout", str(args.timeout)]
+            if args.write:
+                cmd.append("--write")
+            print(f"running {nb} ...", file=sys.stderr, flush=True)
+            proc = subprocess.run(cmd, env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
+            if out.exists():
+                result = json.loads(out.read_text())
+            else:
+                result = {"notebook": str(nb), "ok": False, "wall_s": 0.0, "peak_mb": None,
+                          "title": "", "error": f"runner exited with {proc.returncode}"}
+            if result["error"]:
+                print(f"  FAILED: {result['error'][:2000]}", file=sys.stderr)
+            results.append(result)
+
+    print(markdown_table([format_cells(r, r["title"]) for r in results]))
+    footnote = (f"Measured with `./course bench{f' --threads {args.threads}' if args.threads else ''}`"
+                f" on {machine_line(args.threads)}. Wall time: first to last cell in a fresh kernel; "
+                "peak memory: the kernel process's peak resident set size (MB = 2^20 bytes).")
+    print(f"\n{footnote}")
+    if args.update_readme:
+        README.write_text(update_syllabus(README.read_text(encoding="utf-8"), results, footnote),
+                          encoding="utf-8")
+        print(f"updated the syllabus table in {README.relative_to(ROOT)}", file=sys.stderr)
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""The course's plumbing agrees with itself: pyproject.toml, environment.yml, binder/,
+README commands, .ci/run, the `course` script, the syllabus table, and the notebook
+benchmark's measurements."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from benchmarks import run_notebooks
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+LESSONS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+
+CONDA_TO_PIP = {"pytorch": "torch"}
+NOT_PYTHON_PACKAGES = {"python", "pip"}
+
+
+def norm(name: str) -> str:
+    """PEP 503 form, with conda-forge's names mapped to PyPI's."""
+    name = re.sub(r"[-_.]+", "-", name).lower()
+    return CONDA_TO_PIP.get(name, name)
+
+
+def conda_specs(path: Path) -> dict[str, str]:
+    """{normalised name: version constraint} of a conda environment file's conda packages."""
+    env = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert env["channels"] == ["conda-forge"], f"{path.name}: conda-forge only"
+    specs = {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):  # the `pip:` section
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*(.*)", dep.strip())
+        assert match, f"{path.name}: cannot read {dep!r}"
+        name, spec = match.groups()
+        specs[norm(name)] = spec.replace(" ", "")
+    return specs
+
+
+def pip_specs(requirements: list[str]) -> dict[str, str]:
+    specs = {}
+    for line in requirements:
+        req = Requirement(line)
+        specs[norm(req.name)] = ",".join(sorted(str(s) for s in req.specifier))
+    return specs
+
+
+def canonical(spec: str) -> str:
+    return ",".join(sorted(s for s in spec.split(",") if s))
+
+
+def fenced_command(marker: str) -> str:
+    """The single line of the fenced code block right after ``marker`` in the README."""
+    match = re.search(re.escape(marker) + r"\s*\n```[a-z]*\n(.*?)\n```", README, re.S)
+    assert match, f"README.md: no fenced block after {marker}"
+    lines = [line for line in match.group(1).splitlines() if line.strip()]
+    assert len(lines) == 1, f"README.md: the block after {marker} should hold one command, got {lines}"
+    return lines[0].strip()
+
+
+# --------------------------------------------------------------------------- dependencies
+def test_environment_yml_names_the_same_packages_as_pyproject():
+    project = PYPROJECT["project"]
+    pip = pip_specs(project["dependencies"] + project["optional-dependencies"]["dev"])
+    conda = conda_specs(ROOT / "environment.yml")
+    python = conda.pop("python")
+    for name in NOT_PYTHON_PACKAGES - {"python"}:
+        conda.pop(name, None)
+    assert sorted(conda) == sorted(pip), (
+        f"only in environment.yml: {sorted(set(conda) - set(pip))}; "
+        f"only in pyproject.toml: {sorted(set(pip) - set(conda))}")
+    differ = {n: (conda[n], pip[n]) for n in pip if canonical(conda[n]) != canonical(pip[n])}
+    assert not differ, f"version constraints differ (environment.yml, pyproject.toml): {differ}"
+    assert python == project["requires-python"].replace(" ", "")
+
+
+def test_environment_yml_installs_the_package_itself():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
+    assert env["name"] == "attention-course"
+    pip_sections = [d["pip"] for d in env["dependencies"] if isinstance(d, dict)]
+    assert pip_sections and any(line.startswith("-e .") for line in pip_sections[0]), pip_sections
+
+
+def test_binder_environment_is_a_subset_with_every_runtime_dependency():
+    binder = conda_specs(ROOT / "binder" / "environment.yml")
+    full = conda_specs(ROOT / "environment.yml")
+    runtime = pip_specs(PYPROJECT["project"]["dependencies"])
+    assert set(runtime) <= set(binder), f"binder lacks {sorted(set(runtime) - set(binder))}"
+    assert set(binder) <= set(full), f"binder has extra {sorted(set(binder) - set(full))}"
+    differ = {n: (binder[n], full[n]) for n in binder
+              if n != "python" and canonical(binder[n]) != canonical(full[n])}
+    assert not differ, f"binder/environment.yml and environment.yml disagree: {differ}"
+    assert re.fullmatch(r"=3\.1\d", binder["python"]), "repo2docker wants an exact Python version"
+    post_build = ROOT / "binder" / "postBuild"
+    assert os.access(post_build, os.X_OK) and "pip install" in post_build.read_text()
+
+
+def test_pyproject_packages_only_course_utils_with_ranges_not_pins():
+    project = PYPROJECT["project"]
+    assert PYPROJECT["tool"]["setuptools"]["packages"] == ["course_utils"]
+    assert project["requires-python"] == ">=3.10"
+    for line in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        req = Requirement(line)
+        assert req.specifier, f"{line}: give a lower bound"
+        assert not any(s.operator in ("==", "===") for s in req.specifier), f"{line}: a range, not a pin"
+    torch = next(Requirement(r) for r in project["dependencies"] if r.startswith("torch"))
+    assert "2.2" in torch.specifier and "2.13.0" in torch.specifier, torch
+
+
+# --------------------------------------------------------------------------- commands
+def test_ci_runs_exactly_the_readme_test_command():
+    command = fenced_command("<!-- test-command -->")
+    assert command == "./course test"
+    lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    commands = [line for line in lines if line and not line.startswith("#")]
+    assert commands[-1] == command, f".ci/run ends with {commands[-1]!r}, README says {command!r}"
+    assert sum("./course" in line for line in commands) == 1, ".ci/run should call ./course once"
+    assert any("torch==2.13.0" in line for line in commands), ".ci/run installs the CPU build first"
+
+
+def test_readme_setup_command_exists():
+    command = fenced_command("<!-- setup-command -->")
+    assert command == "./course open"
+    script = ROOT / "course"
+    assert os.access(script, os.X_OK), "course must be executable"
+    out = subprocess.run([str(script), "help"], capture_output=True, text=True, timeout=30, check=True)
+    assert "./course open" in out.stdout and "./course test" in out.stdout
+    bad = subprocess.run([str(script), "no-such-command"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "unknown command" in bad.stderr
+
+
+@pytest.mark.parametrize("script", ["course", ".ci/run", "binder/postBuild"])
+def test_shell_scripts_parse(script):
+    bash = shutil.which("bash")
+    assert bash, "bash is needed"
+    result = subprocess.run([bash, "-n", str(ROOT / script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_lesson_glob_leaves_homework_out():
+    assert all(p.parent == ROOT / "notebooks" for p in LESSONS)
+    script = (ROOT / "course").read_text()
+    assert "LESSON_GLOB='notebooks/[0-9]*.ipynb'" in script
+    assert run_notebooks.LESSON_GLOB == "[0-9]*.ipynb"
+
+
+# --------------------------------------------------------------------------- syllabus table
+def syllabus_rows(text: str) -> list[list[str]]:
+    block = text.split(run_notebooks.START, 1)[1].split(run_notebooks.END, 1)[0]
+    rows = [run_notebooks._split_row(line) for line in block.splitlines() if line.startswith("|")]
+    assert rows and rows[0] == run_notebooks.HEADER, rows[:1]
+    return rows[2:]
+
+
+def test_syllabus_table_links_every_lesson_notebook():
+    rows = syllabus_rows(README)
+    links = {}
+    for row in rows:
+        assert len(row) == len(run_notebooks.HEADER), row
+        match = re.fullmatch(r"\[[^\]]+\]\(([^)]+)\)", row[1])
+        if match:
+            links[row[0]] = match.group(1)
+    for number, link in links.items():
+        assert (ROOT / link).is_file(), f"syllabus row {number} links to missing {link}"
+    for path in LESSONS:
+        rel = path.relative_to(ROOT).as_posix()
+        assert rel in links.values(), (
+            f"{rel} is not in the README syllabus table: run "
+            f"`./course bench --update-readme {rel}` (or add its row by hand)")
+
+
+def test_update_syllabus_keeps_ideas_and_fills_measurements():
+    text = ("intro\n" + run_notebooks.START + "\n"
+            + run_notebooks.markdown_table([["01", "tbd", "The bottleneck", "tbd", "tbd"],
+                                            ["02", "tbd", "tbd", "tbd", "tbd"]])
+            + "\n\nold footnote\n" + run_notebooks.END + "\noutro\n")
+    results = [
+        {"notebook": str(ROOT / "notebooks/01_bottleneck.ipynb"), "ok": True, "wall_s": 61.4,
+         "peak_mb": 812.6, "title": "01 · A title", "error": None},
+        {"notebook": str(ROOT / "notebooks/02_additive.ipynb"), "ok": False, "wall_s": 3.0,
+         "peak_mb": 300.0, "title": "02 · Additive", "error": "boom"},
+        {"notebook": str(ROOT / "notebooks/03_dot_product.ipynb"), "ok": True, "wall_s": 9.0,
+         "peak_mb": None, "title": "Dot | product", "error": None},
+    ]
+    new = run_notebooks.update_syllabus(text, results, "new footnote")
+    assert new.startswith("intro\n") and new.endswith("outro\n")
+    assert "old footnote" not in new and "new footnote" in new
+    rows = syllabus_rows(new)
+    assert rows == [
+        ["01", "[01_bottleneck](notebooks/01_bottleneck.ipynb)", "The bottleneck", "61", "813"],
+        ["02", "tbd", "tbd", "tbd", "tbd"],  # failed: left as it was
+        ["03", "[03_dot_product](notebooks/03_dot_product.ipynb)", r"Dot \| product", "9", "tbd"],
+    ]
+    assert run_notebooks.update_syllabus(new, results, "new footnote") == new  # idempotent
+
+
+# --------------------------------------------------------------------------- peak memory
+def _notebook(path: Path, source: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Probe"), nbformat.v4.new_code_cell(source)]
+    nbformat.write(nb, path)
+    return path
+
+
+def _run_one(path: Path, tmp_path: Path) -> dict:
+    out = tmp_path / (path.stem + ".json")
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_notebooks.py"), "--one", str(path),
+                    "--result", str(out), "--timeout", "60"],
+                   check=False, env=env, timeout=180, stdin=subprocess.DEVNULL, capture_output=True)
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="getrusage is POSIX")
+def test_bench_measures_the_kernels_peak_memory_and_fails_on_errors(tmp_path):
+    """A notebook that touches 256 MiB more than another must show about 256 MB more:
+    the figure is the kernel's, not the driver's (which allocates nothing)."""
+    base = _run_one(_notebook(tmp_path / "base.ipynb", "import numpy as np\nx = 1"), tmp_path)
+    big = _run_one(_notebook(tmp_path / "big.ipynb",
+                             "import numpy as np\nx = np.ones(256 * 2**20 // 8)\nx.sum()"), tmp_path)
+    bad = _run_one(_notebook(tmp_path / "bad.ipynb", "assert 1 == 2, 'claim fails'"), tmp_path)
+    assert base["ok"] and big["ok"], (base, big)
+    assert 20 < base["peak_mb"] < 400, base
+    assert 230 < big["peak_mb"] - base["peak_mb"] < 300, (base["peak_mb"], big["peak_mb"])
+    assert 0 <= base["wall_s"] < 60 and big["title"] == "Probe"
+    assert not bad["ok"] and "claim fails" in bad["error"]
+
+
+# --------------------------------------------------------------------------- lint, license
+def test_ruff_passes_on_code_and_notebooks():
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install -e '.[dev]')")
+    result = subprocess.run([ruff, "check", "--no-cache", "--output-format", "concise", str(ROOT)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_license_states_code_mit_and_prose_cc_by():
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert "MIT License" in text and "CC BY 4.0" in text
+    assert PYPROJECT["project"]["license"] == "MIT"
