@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -45,11 +45,16 @@ def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, pad_id: int = 0) 
 def train(model: nn.Module, corpus: Corpus, steps: int | None = 1000, seconds: float | None = None,
           batch_size: int = 64, lr: float = 5e-3, clip: float = 1.0, device: torch.device | str | None = None,
           seed: int = 0, progress: bool = True, pairs: Sequence[Pair] | None = None,
-          desc: str = "training") -> History:
+          desc: str = "training", callback: Callable[[History], bool | None] | None = None,
+          callback_every: int = 100) -> History:
     """Train ``model`` (a :class:`~course_utils.models.Seq2Seq` or any module with the
     same ``forward(src, src_lengths, tgt_in) -> (logits, weights)``) on ``corpus.train``
     (or ``pairs``) until ``steps`` updates or ``seconds`` of wall-clock time, whichever
     comes first. Returns the loss history. Introduced in notebook 01.
+
+    ``callback(history)`` runs every ``callback_every`` steps (e.g. to evaluate);
+    the clock stops while it runs, so ``history.seconds`` counts training only, and
+    training ends early when it returns True. The model is in eval mode during it.
     """
     if steps is None and seconds is None:
         raise ValueError("train: give a budget, steps or seconds (both are None)")
@@ -60,7 +65,7 @@ def train(model: nn.Module, corpus: Corpus, steps: int | None = 1000, seconds: f
     history = History()
     bar = tqdm(total=steps if steps is not None else None, desc=desc, disable=not progress,
                unit="step", mininterval=0.5)
-    start, epoch = time.perf_counter(), 0
+    start, epoch, paused = time.perf_counter(), 0, 0.0
     while True:
         for batch in iterate_batches(data, corpus.src_vocab, corpus.tgt_vocab, batch_size, True, seed + epoch):
             batch = batch.to(device)
@@ -72,11 +77,18 @@ def train(model: nn.Module, corpus: Corpus, steps: int | None = 1000, seconds: f
             opt.step()
             history.losses.append(loss.item())
             history.steps += 1
-            history.seconds = time.perf_counter() - start
+            history.seconds = time.perf_counter() - start - paused
             bar.update(1)
             if history.steps % 20 == 0:
                 bar.set_postfix(loss=f"{sum(history.losses[-20:]) / 20:.3f}")
-            if (steps is not None and history.steps >= steps) or (seconds is not None and history.seconds >= seconds):
+            stop = False
+            if callback is not None and history.steps % callback_every == 0:
+                tick = time.perf_counter()
+                model.eval()
+                stop = bool(callback(history))
+                model.train()
+                paused += time.perf_counter() - tick
+            if stop or (steps is not None and history.steps >= steps) or (seconds is not None and history.seconds >= seconds):
                 bar.close()
                 model.eval()
                 return history

@@ -162,3 +162,20 @@ def test_alignment_score_counts_hits():
     wrong = Oracle([[1, 0, 0], [0, 0, 1], [1, 0, 0]])
     assert TR.attention_alignment(right, [pair], vocab_s, vocab_t) == [(2, 2)]
     assert TR.attention_alignment(wrong, [pair], vocab_s, vocab_t) == [(1, 2)]
+
+
+def test_callback_can_stop_training_and_its_time_is_not_counted(corpus):
+    import time as _time
+
+    model = build(corpus, None)
+    calls = []
+
+    def slow_check(history):
+        calls.append(history.steps)
+        _time.sleep(0.5)
+        return history.steps >= 6
+
+    history = TR.train(model, corpus, steps=50, batch_size=4, progress=False, callback=slow_check,
+                       callback_every=3)
+    assert calls == [3, 6] and history.steps == 6
+    assert history.seconds < 0.9  # the two 0.5 s pauses are excluded
