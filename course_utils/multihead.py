@@ -84,7 +84,7 @@ class MultiHeadAttention(nn.Module):
         """Copy the weights of ``mha`` into this module and return it.
 
         ``mha.in_proj_weight`` stacks [W_q; W_k; W_v] (3D, D). Use ``mha`` built
-        with ``batch_first=True`` to get the same outputs.
+        with ``batch_first=True`` to get the same outputs. Introduced in notebook 06.
         """
         if (mha.embed_dim, mha.num_heads) != (self.d_model, self.num_heads):
             raise ValueError(f"mha: embed_dim={mha.embed_dim}, num_heads={mha.num_heads}; this module "
