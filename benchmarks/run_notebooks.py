@@ -125,12 +125,13 @@ def run_one(path: Path, write: bool, timeout: int) -> dict:
 
 
 def notebook_title(nb) -> str:
-    """The first markdown heading of a notebook, without its #s."""
+    """The first markdown heading of a notebook, without its #s and lesson number
+    ("# 02 · Attention as a soft lookup" -> "Attention as a soft lookup")."""
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             for line in cell.source.splitlines():
                 if line.startswith("#"):
-                    return line.lstrip("#").strip()
+                    return re.sub(r"^\d{1,2}\s*[·.:\-–—]?\s+", "", line.lstrip("#").strip())
     return ""
 
 

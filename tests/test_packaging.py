@@ -210,6 +210,18 @@ def test_update_syllabus_keeps_ideas_and_fills_measurements():
     assert run_notebooks.update_syllabus(new, results, "new footnote") == new  # idempotent
 
 
+def test_notebook_title_drops_the_lesson_number():
+    def title(heading: str) -> str:
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_markdown_cell(heading + "\ntext")]
+        return run_notebooks.notebook_title(nb)
+
+    assert title("# 02 · Attention as a soft lookup") == "Attention as a soft lookup"
+    assert title("## 3. Self-attention") == "Self-attention"
+    assert title("# 2026 plans") == "2026 plans"
+    assert title("# Multi-head attention") == "Multi-head attention"
+
+
 # --------------------------------------------------------------------------- peak memory
 def _notebook(path: Path, source: str) -> Path:
     nb = nbformat.v4.new_notebook()
