@@ -7,6 +7,7 @@ Every instructor notebook must pass all its tests, hidden ones included; with
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from nbgrader.validator import Validator
@@ -26,8 +27,10 @@ def validate(release_too: bool = False, cell_timeout: int = CELL_TIMEOUT, log=pr
         released = release(log=log)
         paths += [("unfilled", Path(p), True) for p in released.values()]
     for kind, path, invert in paths:
-        log(f"validating {kind} {path.parent.name} ...")
+        start = time.perf_counter()
         result = Validator(config=config, invert=invert).validate(str(path))
+        verdict = "ok" if not result else "FAILED"
+        log(f"{kind} {path.parent.name}: {verdict} ({time.perf_counter() - start:.1f} s)")
         if result:
             problems.append(f"{kind} {path.parent.name}: {_summary(result)}")
     log("all notebooks behave" if not problems else f"{len(problems)} notebook(s) do not behave")
