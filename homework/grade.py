@@ -161,6 +161,15 @@ def _ensure_release(course_root: Path, log) -> None:
             "grading against the released version (run `release` again to hand out the new one)")
 
 
+def _find_notebook(folder: Path, name: str) -> tuple[Path | None, bool]:
+    """``folder/name.ipynb``, else the folder's only notebook (renamed by a download); else None."""
+    expected = folder / f"{name}.ipynb"
+    if expected.is_file():
+        return expected, False
+    found = sorted(folder.glob("*.ipynb")) if folder.is_dir() else []
+    return (found[0], True) if len(found) == 1 else (None, False)
+
+
 def _error_of(cell) -> str:
     for out in cell.get("outputs", []):
         if out.get("output_type") == "error":
@@ -195,11 +204,13 @@ def grade(submissions: Path, out: Path | None = None, course_root: Path = BUILD_
     todo = []
     for student in students:
         for name in names:
-            path = submissions / student / name / f"{name}.ipynb"
-            if not path.is_file():
+            path, renamed = _find_notebook(submissions / student / name, name)
+            if path is None:
                 continue
             released = nbformat.read(course_root / "release" / name / f"{name}.ipynb", as_version=4)
             nb, notes = _read_submission(path, released)
+            if renamed:
+                notes.insert(0, f"graded {path.name}, the only notebook in {name}/ (expected {name}.ipynb)")
             target = course / "submitted" / student / name / f"{name}.ipynb"
             target.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, target)
