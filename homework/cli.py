@@ -58,9 +58,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"note: {student}/{name}: {note}")
         for (student, name), error in sorted(report.failures.items()):
             print(f"FAILED: {student}/{name}: {error}")
+        for folder in report.skipped:
+            print(f"SKIPPED: folder {folder!r} is not a usable student id")
         print(f"grades:   {report.out / 'grades.csv'}")
         print(f"feedback: {report.out / 'feedback.csv'}, {report.out / 'feedback.html'}")
-        return 1 if report.failures else 0
+        return 1 if report.failures or report.skipped else 0
     from homework.validate import validate
     problems = validate(release_too=args.release, cell_timeout=args.cell_timeout)
     for problem in problems:

@@ -62,6 +62,7 @@ class GradeReport:
     tests: list[TestResult] = field(default_factory=list)
     notes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     failures: dict[tuple[str, str], str] = field(default_factory=dict)  # autograde errors
+    skipped: list[str] = field(default_factory=list)  # folders whose names are not usable student ids
 
     def score(self, student: str, assignment: str) -> float:
         return self.scores[(student, assignment)][0]
@@ -196,11 +197,11 @@ def grade(submissions: Path, out: Path | None = None, course_root: Path = BUILD_
     course = out / "course"
     shutil.copytree(course_root / "source", course / "source")
     shutil.copy2(course_root / "gradebook.db", course / "gradebook.db")
-    students = sorted(p.name for p in submissions.iterdir() if p.is_dir() and not p.name.startswith("."))
-    bad = [s for s in students if not _STUDENT.match(s)]
-    if bad:
-        raise ValueError(f"student folder names must be letters, digits, '_', '.', '@' or '-': {bad}")
-    report = GradeReport(out, students, names)
+    folders = sorted(p.name for p in submissions.iterdir() if p.is_dir() and not p.name.startswith("."))
+    students = [s for s in folders if _STUDENT.match(s)]
+    report = GradeReport(out, students, names, skipped=[s for s in folders if s not in students])
+    for folder in report.skipped:
+        log(f"warning: skipped folder {folder!r}: a student id is letters, digits, '_', '.', '@' or '-'")
     todo = []
     for student in students:
         for name in names:
