@@ -24,7 +24,7 @@ class MultiHeadAttention(nn.Module):
     opposite). ``dropout`` acts on the attention weights in training only.
     With the weights copied by ``load_from_torch`` the outputs equal those of
     ``nn.MultiheadAttention(d_model, num_heads, bias=bias, batch_first=True)``,
-    except that a query with nothing to attend to gives zeros, not NaN.
+    except that a query with nothing to attend to gets a zero context, not NaN.
     Introduced in notebook 06.
     """
 
@@ -45,7 +45,7 @@ class MultiHeadAttention(nn.Module):
         """Attend from each query step to the key/value steps, in every head.
 
         ``need_weights=True`` computes the weights explicitly, returns them and
-        keeps a detached copy in ``self.attention_weights``; ``False`` uses the
+        keeps them, detached, in ``self.attention_weights``; ``False`` uses the
         fused ``F.scaled_dot_product_attention`` and returns None for them.
 
         Shapes:
