@@ -71,13 +71,14 @@ class GradeReport:
         return {t.test: t.points for t in self.tests if (t.student, t.assignment) == (student, assignment)}
 
     def table(self) -> str:
-        """Scores as a fixed-width text table, one row per student."""
+        """Scores as a fixed-width text table, one row per student; "-" where nothing was submitted."""
         width = max([7, *map(len, self.students)])
         head = f"{'student':<{width}} " + " ".join(f"{a:>9}" for a in self.assignments) + f" {'total':>11}"
         rows = [head, "-" * len(head)]
         for s in self.students:
             got = [self.scores.get((s, a), (0.0, 0.0)) for a in self.assignments]
-            cells = " ".join(f"{score:>4g}/{top:<4g}" for score, top in got)
+            cells = " ".join(f"{score:>4g}/{top:<4g}" if (s, a) in self.notes else f"{'-':>4}/{top:<4g}"
+                             for a, (score, top) in zip(self.assignments, got))
             total = f"{sum(x for x, _ in got):g}/{sum(y for _, y in got):g}"
             rows.append(f"{s:<{width}} {cells} {total:>11}")
         return "\n".join(rows)
@@ -172,12 +173,16 @@ def _find_notebook(folder: Path, name: str) -> tuple[Path | None, bool]:
 
 
 def _error_of(cell) -> str:
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "error":
-            message = str(out.get("evalue", "")).strip().splitlines()
-            text = f"{out.get('ename', 'Error')}: {message[0] if message else ''}".strip().rstrip(":")
-            return text[:300]
-    return ""
+    """First line of the error a cell raised ("" if none); a time-out is named as such."""
+    errors = [out for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+    if not errors:
+        return ""
+    names = [out.get("ename", "") for out in errors]
+    if "CellTimeoutError" in names and "KeyboardInterrupt" in names:
+        return "CellTimeoutError: the cell ran past the time limit and was interrupted"
+    first = next((out for out in errors if out.get("ename") == "CellTimeoutError" and out.get("evalue")), errors[0])
+    message = str(first.get("evalue", "")).strip().splitlines()
+    return f"{first.get('ename', 'Error')}: {message[0] if message else ''}".strip().rstrip(":")[:300]
 
 
 def grade(submissions: Path, out: Path | None = None, course_root: Path = BUILD_DIR,
