@@ -250,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     # ipykernel's inline backend draws the figures stored by --write; an inherited
     # MPLBACKEND=Agg would replace it and leave the notebooks without figures.
     env.pop("MPLBACKEND", None)
+    # Text progress bars: a stored tqdm widget would show its first frame (0 %) forever.
+    env.setdefault("COURSE_PROGRESS", "text")
     if args.threads:
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "COURSE_THREADS"):
             env[name] = str(args.threads)

@@ -72,7 +72,7 @@ def masked_softmax(scores: Tensor, mask: Tensor | None = None, dim: int = -1) ->
     ``mask`` is bool, True = may attend, broadcastable to ``scores``. Masked
     positions get exactly 0. A row with no allowed position gets all-zero
     weights and zero gradients, never NaN. The inputs are not modified.
-    Introduced in notebook 04.
+    Introduced in notebook 02.
     """
     if mask is not None:
         _check_mask(mask, tuple(scores.shape), "scores")
@@ -224,7 +224,7 @@ class DotProductAttention(Attention):
 
     Queries and keys must have the same width (the keys' width is checked
     against the queries'). Same result as ``F.scaled_dot_product_attention``
-    (``scale=1`` when unscaled). Introduced in notebook 04.
+    (``scale=1`` when unscaled). Introduced in notebook 02.
     """
 
     key_width = "Dq"  # q . k needs Dk == Dq

@@ -290,7 +290,7 @@ def bucket_by_length(pairs: Iterable[Pair], edges: Sequence[int] = (4, 10, 20, 3
                      ) -> dict[str, list[Pair]]:
     """Pairs grouped by source length: ``{"4-9": [...], "10-19": [...], ...}``.
 
-    ``edges`` are bucket starts plus one past the end. Introduced in notebook 01.
+    ``edges`` are bucket starts plus one past the end. Introduced in notebook 00.
     """
     buckets = {f"{lo}-{hi - 1}": [] for lo, hi in zip(edges[:-1], edges[1:])}
     bounds = list(zip(edges[:-1], edges[1:]))

@@ -158,7 +158,7 @@ def label_tokens(tokens: Sequence[Any]) -> list[str]:
 
     Without a CJK font, a token with Chinese characters becomes its pinyin
     (``"汤姆"`` -> ``"tāngmǔ"``), or ``"<zh>"`` when it has no known pinyin;
-    one warning per process says so. Returns a new list. Introduced in notebook 02.
+    one warning per process says so. Returns a new list. Introduced in notebook 00.
     """
     labels = [str(t) for t in tokens]
     if not any(_has_cjk(s) for s in labels) or cjk_font() is not None:
@@ -258,7 +258,7 @@ def show_attention(weights: Any, src_tokens: Sequence[Any], tgt_tokens: Sequence
         vmin, vmax: colour scale; default 0..1 for weights in [0, 1].
 
     Raises ValueError naming ``weights`` and both shapes when the tokens do not
-    match. Returns the Axes. Introduced in notebook 02.
+    match. Returns the Axes. Introduced in notebook 00.
     """
     w = _weights_2d(weights, src_tokens, tgt_tokens)
     T, S = w.shape
@@ -429,7 +429,7 @@ def _curve(obj: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     losses = _as_array(obj).ravel()
     if losses.size == 0:
         raise ValueError(f"{name}: expected at least one loss value, got none")
-    if steps is None or len(steps) == 0:
+    if steps is None or np.ndim(steps) == 0 or len(steps) == 0:  # History.steps is a count
         x = np.arange(1, losses.size + 1, dtype=float)
     else:
         x = _as_array(steps).ravel()

@@ -7,17 +7,30 @@
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from course_utils.data import Batch, Corpus, Pair, Vocab, bucket_by_length, iterate_batches, make_batch
 
 LENGTH_EDGES = (4, 10, 20, 30, 40, 51)
+
+
+def _progress_bar(**kwargs):
+    """A tqdm bar: a widget in JupyterLab, plain text when ``COURSE_PROGRESS=text``.
+
+    Headless runs (``./course bench``) set ``COURSE_PROGRESS=text`` so that the outputs
+    stored in a notebook show the finished bar instead of a widget frozen at 0 %.
+    """
+    if os.environ.get("COURSE_PROGRESS", "").lower() == "text":
+        from tqdm.std import tqdm
+    else:
+        from tqdm.auto import tqdm
+    return tqdm(**kwargs)
 
 
 @dataclass
@@ -63,7 +76,7 @@ def train(model: nn.Module, corpus: Corpus, steps: int | None = 1000, seconds: f
     data = list(corpus.train if pairs is None else pairs)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     history = History()
-    bar = tqdm(total=steps if steps is not None else None, desc=desc, disable=not progress,
+    bar = _progress_bar(total=steps if steps is not None else None, desc=desc, disable=not progress,
                unit="step", mininterval=0.5)
     start, epoch, paused = time.perf_counter(), 0, 0.0
     while True:

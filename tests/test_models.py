@@ -181,3 +181,26 @@ def test_callback_can_stop_training_and_its_time_is_not_counted(corpus):
     wall = _time.perf_counter() - tick
     assert calls == [3, 6] and history.steps == 6
     assert wall - history.seconds >= 1.0  # the two 0.5 s pauses are not training time
+
+
+def test_progress_bar_is_text_when_asked(monkeypatch):
+    import tqdm.std
+
+    monkeypatch.setenv("COURSE_PROGRESS", "text")
+    bar = TR._progress_bar(total=3, disable=True)
+    assert type(bar) is tqdm.std.tqdm
+    monkeypatch.delenv("COURSE_PROGRESS")
+    bar = TR._progress_bar(total=3, disable=True)
+    assert isinstance(bar, tqdm.std.tqdm)
+
+
+def test_plot_history_accepts_a_history(corpus):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from course_utils.plotting import plot_history
+
+    history = TR.History(losses=[3.0, 2.0, 1.5], steps=3, seconds=0.1)
+    ax = plot_history(history)
+    assert list(ax.lines[0].get_ydata()) == [3.0, 2.0, 1.5]
+    assert list(ax.lines[0].get_xdata()) == [1.0, 2.0, 3.0]
