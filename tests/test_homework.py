@@ -32,7 +32,7 @@ NAMES = assignments()
 # (student, homework, broken answer cell, its test cell, points lost)
 BROKEN = [
     ("raises", "hw01", "ex2_exact_match", "test_ex2", 3),
-    ("loops", "hw06", "ex1_split_heads", "test_ex1", 2),
+    ("loops", "hw06", "ex1_ablate_head", "test_ex1", 3),
     ("edits", "hw04", "ex2_padding_mask", "test_ex2", 2),
     ("deletes", "hw05", "ex4_causal_mask", "test_ex4", 3),
 ]
@@ -62,6 +62,14 @@ def _solved(course, name):
     return released
 
 
+def _inject(cell, code: str) -> None:
+    """Put ``code`` (indented into the function body) right after the answer function's docstring."""
+    lines = cell.source.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith('    """') and line.rstrip().endswith('"""'))
+    lines[at + 1:at + 1] = ["    " + line for line in code.splitlines()]
+    cell.source = "\n".join(lines)
+
+
 def _put(root, student, name, nb):
     path = root / student / name / f"{name}.ipynb"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,19 +91,11 @@ def graded(course, tmp_path_factory):
         _put(subs, "unfilled", name, nbformat.read(course / "release" / name / f"{name}.ipynb", as_version=4))
 
     nb = _solved(course, "hw01")  # raises inside one exercise
-    cell = _cell(nb, "ex2_exact_match")
-    cell.source = cell.source.replace('    """Share of exact translations in each source-length bucket."""',
-                                      '    """Share of exact translations in each source-length bucket."""\n'
-                                      '    raise RuntimeError("student bug")', 1)
-    assert "student bug" in cell.source
+    _inject(_cell(nb, "ex2_exact_match"), 'raise RuntimeError("student bug")')
     _put(subs, "raises", "hw01", nb)
 
     nb = _solved(course, "hw06")  # an endless loop inside one exercise
-    cell = _cell(nb, "ex1_split_heads")
-    cell.source = cell.source.replace('    """(B, T, D) -> (B, H, T, Dh) with Dh = D // H."""',
-                                      '    """(B, T, D) -> (B, H, T, Dh) with Dh = D // H."""\n'
-                                      '    while True:\n        pass', 1)
-    assert "while True" in cell.source
+    _inject(_cell(nb, "ex1_ablate_head"), "while True:\n    pass")
     _put(subs, "loops", "hw06", nb)
 
     nb = _solved(course, "hw04")  # a wrong answer whose test cell is edited into `pass`
