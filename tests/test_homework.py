@@ -33,7 +33,7 @@ NAMES = assignments()
 BROKEN = [
     ("raises", "hw01", "ex2_exact_match", "test_ex2", 3),
     ("loops", "hw06", "ex1_ablate_head", "test_ex1", 3),
-    ("edits", "hw04", "ex2_padding_mask", "test_ex2", 2),
+    ("edits", "hw04", "ex2_decoder_mask", "test_ex2", 3),
     ("deletes", "hw05", "ex4_causal_mask", "test_ex4", 3),
 ]
 
@@ -83,9 +83,8 @@ def course(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="module")
-def graded(course, tmp_path_factory):
-    subs = tmp_path_factory.mktemp("submissions")
+def make_submissions(course, subs) -> None:
+    """The graded run's submissions, from the release in ``course`` (see the module docstring)."""
     for name in NAMES:
         _put(subs, "solution", name, _solved(course, name))
         _put(subs, "unfilled", name, nbformat.read(course / "release" / name / f"{name}.ipynb", as_version=4))
@@ -99,8 +98,8 @@ def graded(course, tmp_path_factory):
     _put(subs, "loops", "hw06", nb)
 
     nb = _solved(course, "hw04")  # a wrong answer whose test cell is edited into `pass`
-    _cell(nb, "ex2_padding_mask").source = (
-        "def padding_mask(lengths, S):\n    return torch.ones(len(lengths), 1, S, dtype=torch.bool)")
+    _cell(nb, "ex2_decoder_mask").source = (
+        "def decoder_mask(lengths, T):\n    return torch.ones(len(lengths), 1, T, T, dtype=torch.bool)")
     _cell(nb, "test_ex2").source = "pass"
     _put(subs, "edits", "hw04", nb)
 
@@ -110,6 +109,11 @@ def graded(course, tmp_path_factory):
     nb.cells = [c for c in nb.cells if _gid(c) != "test_ex4"]
     _put(subs, "deletes", "hw05", nb)
 
+
+@pytest.fixture(scope="module")
+def graded(course, tmp_path_factory):
+    subs = tmp_path_factory.mktemp("submissions")
+    make_submissions(course, subs)
     out = tmp_path_factory.mktemp("graded")
     return grade(subs, out, course_root=course, cell_timeout=CELL_TIMEOUT, log=lambda *a: None)
 
@@ -148,7 +152,9 @@ def test_repair_puts_back_what_was_removed_or_changed():
     name = "hw04"
     released = nbformat.read(SOURCE_DIR / name / f"{name}.ipynb", as_version=4)
     sub = nbformat.from_dict(json.loads(json.dumps(released)))
-    sub.cells = [c for c in sub.cells if _gid(c) not in ("ex2_padding_mask", "test_ex2")]  # answer and test gone
+    gone = ("ex2_decoder_mask", "test_ex2")  # an answer cell and its test
+    assert all(any(_gid(c) == gid for c in released.cells) for gid in gone)
+    sub.cells = [c for c in sub.cells if _gid(c) not in gone]
     _cell(sub, "test_ex4").source = "pass"
     _cell(sub, "test_ex5").metadata["nbgrader"]["points"] = 100
     copy = nbformat.from_dict(json.loads(json.dumps(_cell(sub, "test_ex1_basic"))))
