@@ -311,7 +311,7 @@ def test_setup_style_projector_defaults():
 
 def test_docstrings_name_the_notebook():
     expected = {"setup_style": "00", "plot_by_length": "01", "plot_history": "01",
-                "show_attention": "02", "attention_grid": "06"}
+                "show_attention": "00", "attention_grid": "06"}
     for name, nb in expected.items():
         assert f"Introduced in notebook {nb}" in getattr(plotting, name).__doc__, name
     for name in plotting.__all__:
