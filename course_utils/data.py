@@ -321,8 +321,7 @@ class Batch:
     @property
     def src_mask(self) -> torch.Tensor:
         """(B, S) bool, True at real (non-padding) source tokens."""
-        steps = torch.arange(self.src.shape[1], device=self.src.device)  # (S,)
-        return steps[None, :] < self.src_lengths[:, None]  # (B, S)
+        return length_mask(self.src_lengths, self.src.shape[1])  # (B, S)
 
     def to(self, device: torch.device | str) -> Batch:
         return Batch(self.src.to(device), self.src_lengths.to(device), self.tgt_in.to(device),
@@ -330,6 +329,15 @@ class Batch:
 
     def __len__(self) -> int:
         return self.src.shape[0]
+
+
+def length_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """(B, width) bool, True at the first ``lengths[b]`` positions of row b (real tokens).
+
+    Shapes: lengths (B,) -> (B, width). Introduced in notebook 01.
+    """
+    steps = torch.arange(width, device=lengths.device)  # (width,)
+    return steps[None, :] < lengths[:, None]  # (B, width)
 
 
 def _pad(rows: list[list[int]], pad_id: int) -> torch.Tensor:

@@ -23,6 +23,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from course_utils import attention as att
 from course_utils.checks import check_shape
+from course_utils.data import length_mask
 
 
 @dataclass
@@ -187,8 +188,7 @@ class Seq2Seq(nn.Module):
 
     def _memory(self, src: torch.Tensor, src_lengths: torch.Tensor) -> dict:
         states, final = self.encoder(src, src_lengths)
-        steps = torch.arange(src.shape[1], device=src.device)  # (S,)
-        src_mask = steps[None, :] < src_lengths.to(src.device)[:, None]  # (B, S)
+        src_mask = length_mask(src_lengths.to(src.device), src.shape[1])  # (B, S)
         return self.decoder.start(states, final, src_mask)
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor

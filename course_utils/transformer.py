@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from course_utils.attention import MultiHeadAttention, PositionalEncoding, causal_mask
 from course_utils.checks import check_shape
+from course_utils.data import length_mask
 
 __all__ = ["DecoderLayer", "EncoderLayer", "Transformer", "TransformerConfig"]
 
@@ -149,8 +150,7 @@ class Transformer(nn.Module):
         if len(src_lengths) and (int(src_lengths.min()) < 1 or int(src_lengths.max()) > S):
             raise ValueError(f"src_lengths: expected values in 1..S={S} for src of shape {tuple(src.shape)}, "
                              f"got {src_lengths.tolist()}")
-        steps = torch.arange(S, device=src.device)  # (S,)
-        src_mask = (steps[None, :] < src_lengths.to(src.device)[:, None])[:, None, None, :]  # (B, 1, 1, S)
+        src_mask = length_mask(src_lengths.to(src.device), S)[:, None, None, :]  # (B, 1, 1, S)
         x = self._embed(self.src_embed, src)  # (B, S, D)
         for layer in self.encoder:
             x = layer(x, src_mask)  # (B, S, D)
