@@ -308,14 +308,14 @@ def test_sampling_follows_the_filtered_distribution():
 
 
 @pytest.mark.parametrize("call, name", [
-    (lambda m, s, l: greedy(m, s, l, 0), "max_len"),
-    (lambda m, s, l: beam_search(m, s, l, 0, 5), "beam_size"),
-    (lambda m, s, l: beam_search(m, s, l, 2, 5, length_penalty=-1.0), "length_penalty"),
-    (lambda m, s, l: sample(m, s, l, 5, temperature=0.0), "temperature"),
-    (lambda m, s, l: sample(m, s, l, 5, top_k=0), "top_k"),
-    (lambda m, s, l: sample(m, s, l, 5, top_p=1.5), "top_p"),
-    (lambda m, s, l: greedy(m, s[0], l, 5), "src"),
-    (lambda m, s, l: greedy(m, s, l[:1], 5), "src_lengths"),
+    (lambda m, s, n: greedy(m, s, n, 0), "max_len"),
+    (lambda m, s, n: beam_search(m, s, n, 0, 5), "beam_size"),
+    (lambda m, s, n: beam_search(m, s, n, 2, 5, length_penalty=-1.0), "length_penalty"),
+    (lambda m, s, n: sample(m, s, n, 5, temperature=0.0), "temperature"),
+    (lambda m, s, n: sample(m, s, n, 5, top_k=0), "top_k"),
+    (lambda m, s, n: sample(m, s, n, 5, top_p=1.5), "top_p"),
+    (lambda m, s, n: greedy(m, s[0], n, 5), "src"),
+    (lambda m, s, n: greedy(m, s, n[:1], 5), "src_lengths"),
 ])
 def test_bad_arguments_are_named(call, name):
     model = TableModel(lambda prefix: [0.0, 0.0, 0.5, 0.5], 4)
