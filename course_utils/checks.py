@@ -60,6 +60,21 @@ def check_broadcastable(name: str, tensor: torch.Tensor, target: Sequence[int],
         raise ValueError(f"{name}: expected a shape broadcastable to {pattern} = {tuple(target)}, got {shape}")
 
 
+def check_same_dtype(**tensors: torch.Tensor) -> torch.dtype:
+    """Check that the named tensors share one dtype and return it.
+
+    Raises TypeError naming every argument with its dtype, e.g.
+    ``queries, keys and values: expected one dtype, got queries float32, keys float16, values float32``.
+    """
+    dtypes = {name: t.dtype for name, t in tensors.items() if isinstance(t, torch.Tensor)}
+    if len(set(dtypes.values())) > 1:
+        names = list(dtypes)
+        joined = ", ".join(names[:-1]) + " and " + names[-1]
+        got = ", ".join(f"{name} {str(d).replace('torch.', '')}" for name, d in dtypes.items())
+        raise TypeError(f"{joined}: expected one dtype, got {got}")
+    return next(iter(dtypes.values())) if dtypes else torch.get_default_dtype()
+
+
 def _pattern(expected: Sequence[Dim], bound: dict[str, int]) -> str:
     parts = []
     for want in expected:

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from course_utils import attention as att
+from course_utils import scoring as att
 from course_utils.checks import check_shape
-from course_utils.data import length_mask
+from course_utils.functional import padding_mask
 
 
 @dataclass
@@ -188,7 +188,7 @@ class Seq2Seq(nn.Module):
 
     def _memory(self, src: torch.Tensor, src_lengths: torch.Tensor) -> dict:
         states, final = self.encoder(src, src_lengths)
-        src_mask = length_mask(src_lengths.to(src.device), src.shape[1])  # (B, S)
+        src_mask = padding_mask(src_lengths.to(src.device), src.shape[1], ndim=2)  # (B, S)
         return self.decoder.start(states, final, src_mask)
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from course_utils.attention import MultiHeadAttention, PositionalEncoding, causal_mask
 from course_utils.checks import check_shape
-from course_utils.data import length_mask
+from course_utils.functional import causal_mask, padding_mask
+from course_utils.multihead import MultiHeadAttention
+from course_utils.positions import PositionalEncoding
 
 __all__ = ["DecoderLayer", "EncoderLayer", "Transformer", "TransformerConfig"]
 
@@ -96,7 +97,7 @@ class DecoderLayer(_Residual):
         self.cross_attn = MultiHeadAttention(cfg.d_model, cfg.num_heads, cfg.dropout)
 
     def forward(self, y: Tensor, memory: Tensor, tgt_mask: Tensor, src_mask: Tensor) -> Tensor:
-        """Shapes: y (B, T, D), memory (B, S, D), tgt_mask (T, T), src_mask (B, 1, 1, S) -> (B, T, D)."""
+        """Shapes: y (B, T, D), memory (B, S, D), tgt_mask (1, 1, T, T), src_mask (B, 1, 1, S) -> (B, T, D)."""
         y = self.sub(0, y, lambda h: self.self_attn(h, h, h, tgt_mask)[0])
         y = self.sub(1, y, lambda h: self.cross_attn(h, memory, memory, src_mask)[0])  # queries from the decoder
         return self.sub(2, y, self.ff)
@@ -150,7 +151,7 @@ class Transformer(nn.Module):
         if len(src_lengths) and (int(src_lengths.min()) < 1 or int(src_lengths.max()) > S):
             raise ValueError(f"src_lengths: expected values in 1..S={S} for src of shape {tuple(src.shape)}, "
                              f"got {src_lengths.tolist()}")
-        src_mask = length_mask(src_lengths.to(src.device), S)[:, None, None, :]  # (B, 1, 1, S)
+        src_mask = padding_mask(src_lengths.to(src.device), S)  # (B, 1, 1, S)
         x = self._embed(self.src_embed, src)  # (B, S, D)
         for layer in self.encoder:
             x = layer(x, src_mask)  # (B, S, D)
@@ -167,7 +168,7 @@ class Transformer(nn.Module):
         check_shape("tgt_in", tgt_in, ("B", "T"), bound)
         if bound["T"] > self.cfg.max_len:
             raise ValueError(f"tgt_in: expected at most max_len={self.cfg.max_len} steps, got {tuple(tgt_in.shape)}")
-        tgt_mask = causal_mask(bound["T"], device=tgt_in.device)  # (T, T)
+        tgt_mask = causal_mask(bound["T"], device=tgt_in.device)[None, None]  # (1, 1, T, T): never read as (B, S)
         y = self._embed(self.tgt_embed, tgt_in)  # (B, T, D)
         for layer in self.decoder:
             y = layer(y, memory, tgt_mask, src_mask)  # (B, T, D)
