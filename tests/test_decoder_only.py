@@ -114,9 +114,9 @@ def test_reorder_state():
         s = model.start_decoding(src, lengths)
         _, _, s = model.decode_step(s, tgt_in[:, 0])
         s = model.reorder_state(s, index)
-        l, _, _ = model.decode_step(s, tgt_in[index, 1])
+        logits, _, _ = model.decode_step(s, tgt_in[index, 1])
         ref = model(src[index], lengths[index], tgt_in[index, :2])[0][:, 1]
-    assert torch.allclose(l, ref, atol=1e-5)
+    assert torch.allclose(logits, ref, atol=1e-5)
 
 
 def test_trains_with_the_course_loop():
