@@ -115,8 +115,8 @@ class FixedContextDecoder(nn.Module):
 def make_attention(kind: str | nn.Module, dim: int) -> nn.Module:
     """An attention module for queries, keys and values of width ``dim``.
 
-    ``kind``: "additive", "dot", "scaled_dot", "general", "concat" (the seed-000
-    pitfall) or a ready module. Introduced in notebook 03.
+    ``kind``: "additive", "dot", "scaled_dot", "general", "concat" (the query-blind
+    pitfall of notebook 03) or a ready module. Introduced in notebook 03.
     """
     if isinstance(kind, nn.Module):
         return kind
