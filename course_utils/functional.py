@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from course_utils.checks import check_broadcastable, check_same_dtype, check_shape
+from course_utils.checks import check_broadcastable, check_int, check_same_dtype, check_shape
 
 __all__ = [
     "attention", "causal_mask", "check_mask", "check_module_mask", "dot_scores", "masked_softmax",
@@ -37,10 +37,14 @@ def check_mask(mask: Tensor, target: tuple[int, ...], pattern: str) -> None:
     The generic rule of ``masked_softmax`` and ``attention()``; the modules
     use the stricter :func:`check_module_mask`. Introduced in notebook 02.
     """
+    _check_bool(mask)
+    check_broadcastable("mask", mask, target, pattern)
+
+
+def _check_bool(mask: object) -> None:
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
         got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
         raise TypeError(f"mask: expected a bool tensor (True = may attend), got {got}")
-    check_broadcastable("mask", mask, target, pattern)
 
 
 def check_module_mask(mask: Tensor, sizes: dict[str, int], accepted: str) -> None:
@@ -58,9 +62,7 @@ def check_module_mask(mask: Tensor, sizes: dict[str, int], accepted: str) -> Non
     """
     letters, target = list(sizes), tuple(sizes.values())
     pattern = "(" + ", ".join(letters) + ")"
-    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
-        got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
-        raise TypeError(f"mask: expected a bool tensor (True = may attend), got {got}")
+    _check_bool(mask)
     shape = tuple(mask.shape)
     if not 1 <= len(shape) <= len(target):
         raise ValueError(f"mask: expected 1 to {len(target)} dims broadcastable to {pattern} = {target}, "
@@ -112,8 +114,7 @@ def sliding_window_mask(T: int, window: int, device: torch.device | str | None =
     ``mask[None, None]`` (1, 1, T, T) when the batch size equals T.
     Introduced in notebook 09.
     """
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(f"window: expected an int >= 1 (the number of keys each query sees), got {window!r}")
+    check_int("window", window, 1, "the number of keys each query sees")
     steps = torch.arange(T, device=device)  # (T,)
     gap = steps[:, None] - steps[None, :]  # (T, 1) - (1, T) -> (T, T): query t minus key s
     return (gap >= 0) & (gap < window)  # (T, T)

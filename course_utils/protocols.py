@@ -16,6 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from course_utils.checks import check_int
+
 __all__ = ["TranslationModel", "greedy_decode"]
 
 
@@ -63,9 +65,7 @@ class TranslationModel(Protocol):
 
 def check_max_len(max_len: object) -> int:
     """``max_len`` as an int >= 0, or a ValueError naming it."""
-    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 0:
-        raise ValueError(f"max_len: expected an int >= 0 (the most tokens to decode), got {max_len!r}")
-    return max_len
+    return check_int("max_len", max_len, 0, "the most tokens to decode")
 
 
 def greedy_decode(model: TranslationModel, src: Tensor, src_lengths: Tensor, max_len: int = 60,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_utils.checks import check_broadcastable, check_lengths, check_same_dtype, check_shape
+from course_utils.checks import check_broadcastable, check_int, check_lengths, check_same_dtype, check_shape
 from course_utils.functional import check_mask, check_module_mask
 
 
@@ -111,3 +111,10 @@ def test_check_lengths():
             check_lengths(src, lengths)
     with pytest.raises(ValueError, match=r"src: expected at least one sentence, got shape \(0, 5\)"):
         check_lengths(torch.zeros(0, 5, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+
+
+def test_check_int():
+    assert check_int("n", 3, 1) == 3 and check_int("n", 0) == 0
+    for bad in (-1, 2.0, True, "3", None):
+        with pytest.raises(ValueError, match=r"n: expected an int >= 0 \(how many\), got "):
+            check_int("n", bad, 0, "how many")
