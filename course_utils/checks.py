@@ -60,6 +60,17 @@ def check_broadcastable(name: str, tensor: torch.Tensor, target: Sequence[int],
         raise ValueError(f"{name}: expected a shape broadcastable to {pattern} = {tuple(target)}, got {shape}")
 
 
+def check_int(name: str, value: object, minimum: int = 0, what: str = "") -> int:
+    """``value`` if it is an int (not a bool) >= ``minimum``, else a ValueError naming ``name``.
+
+    ``what`` says what the number means, e.g. "the most tokens to decode".
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        meaning = f" ({what})" if what else ""
+        raise ValueError(f"{name}: expected an int >= {minimum}{meaning}, got {value!r}")
+    return value
+
+
 def check_lengths(src: torch.Tensor, src_lengths: torch.Tensor) -> dict[str, int]:
     """Check a padded batch ``src`` (B, S) and its ``src_lengths`` (B,); return {"B", "S"}.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from course_utils.checks import check_shape
+from course_utils.checks import check_int, check_shape
 
 __all__ = ["PositionalEncoding"]
 
@@ -47,8 +47,7 @@ class PositionalEncoding(nn.Module):
             x (B, S, D) with offset + S <= max_len -> (B, S, D)
         """
         bound = check_shape("x", x, ("B", "S", "D"), {"D": self.d_model})
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise ValueError(f"offset: expected an int >= 0, got {offset!r}")
+        check_int("offset", offset, 0)
         end = offset + bound["S"]
         if end > self.max_len:
             raise ValueError(f"x: {bound['S']} steps from offset {offset}, more than max_len={self.max_len} "

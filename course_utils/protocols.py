@@ -16,6 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from course_utils.checks import check_int
+
 __all__ = ["TranslationModel", "greedy_decode"]
 
 
@@ -63,11 +65,10 @@ class TranslationModel(Protocol):
 
 def check_max_len(max_len: object) -> int:
     """``max_len`` as an int >= 0, or a ValueError naming it."""
-    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 0:
-        raise ValueError(f"max_len: expected an int >= 0 (the most tokens to decode), got {max_len!r}")
-    return max_len
+    return check_int("max_len", max_len, 0, "the most tokens to decode")
 
 
+@torch.no_grad()
 def greedy_decode(model: TranslationModel, src: Tensor, src_lengths: Tensor, max_len: int = 60,
                   use_cache: bool = True) -> tuple[Tensor, Tensor | None]:
     """Translate by always taking the most likely next word, one ``decode_step`` at a time.
@@ -76,7 +77,7 @@ def greedy_decode(model: TranslationModel, src: Tensor, src_lengths: Tensor, max
     ``eos_id`` or after ``max_len`` tokens; a finished sentence is fed and
     given ``eos_id`` from then on. ``max_len=0`` gives no tokens: (B, 0) and
     weights (B, 0, S). The weights of step t are those the model used to
-    predict token t. Introduced in notebook 01 (as ``Seq2Seq.greedy_decode``).
+    predict token t. Runs without autograd. Introduced in notebook 01 (as ``Seq2Seq.greedy_decode``).
 
     Shapes:
         src (B, S), src_lengths (B,) -> tokens (B, L) int64, weights (B, L, S) or None, L <= max_len;

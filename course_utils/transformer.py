@@ -312,7 +312,8 @@ class Transformer(nn.Module):
             y, _, cross_w, cache = layer(y, state.memory, None, state.src_mask, cache=cache, use_cache=True)
             caches.append(cache)  # y (B, 1, D), cross_w (B, H, 1, S)
         logits = self.out(self.dec_norm(y))[:, 0]  # (B, 1, V) -> (B, V)
-        return logits, cross_w[:, :, 0].mean(1), DecodingState(state.memory, state.src_mask, tokens, caches)
+        weights = cross_w[:, :, 0].mean(1)  # (B, H, 1, S) -> (B, H, S) -> (B, S): last layer, mean over heads
+        return logits, weights, DecodingState(state.memory, state.src_mask, tokens, caches)
 
     def reorder_state(self, state: DecodingState, index: Tensor) -> DecodingState:
         """The state of the sentences ``index`` (B',), picked or repeated (beam search)."""

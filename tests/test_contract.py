@@ -159,3 +159,28 @@ def test_an_empty_batch_is_explained(model):
         model(torch.zeros(0, 7, dtype=torch.long), torch.zeros(0, dtype=torch.long), torch.zeros(0, 3, dtype=torch.long))
     with pytest.raises(TypeError, match="src_lengths: expected integer lengths"):
         model.greedy_decode(torch.zeros(2, 7, dtype=torch.long), torch.tensor([7.0, 3.0]))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_transformer_kv_cache_equals_recomputation_over_long_outputs(seed, norm_first):
+    torch.manual_seed(seed)
+    model = Transformer(TransformerConfig(V_SRC, V_TGT, d_model=16, num_heads=4, num_layers=2, d_ff=32,
+                                          max_len=40, norm_first=norm_first)).eval()
+    with torch.no_grad():
+        model.out.bias[model.eos_id] = -1e4  # never stop: every sentence decodes all 30 steps
+    src, lengths, _ = batch(seed)
+    cached, w_cached = model.greedy_decode(src, lengths, max_len=30)
+    plain, w_plain = model.greedy_decode(src, lengths, max_len=30, use_cache=False)
+    assert cached.shape == (4, 30) and torch.equal(cached, plain)
+    torch.testing.assert_close(w_cached, w_plain, atol=1e-5, rtol=1e-5)
+    state = model.start_decoding(src, lengths)
+    for t in range(3):
+        _, _, state = model.decode_step(state, cached[:, t])
+    assert [c.length for pair in state.caches for c in pair] == [3, 7] * 2  # self grows, cross holds S
+    assert model.greedy_decode(src, lengths, max_len=60)[0].shape == (4, 40), "at most cfg.max_len steps"
+    state, prev = model.start_decoding(src, lengths), torch.full((4,), model.bos_id)
+    for _ in range(40):
+        _, _, state = model.decode_step(state, prev)
+    with pytest.raises(ValueError, match="step 41 is past max_len=40"):
+        model.decode_step(state, prev)
