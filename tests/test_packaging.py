@@ -255,6 +255,20 @@ def test_bench_measures_the_kernels_peak_memory_and_fails_on_errors(tmp_path):
     assert not bad["ok"] and "claim fails" in bad["error"]
 
 
+@pytest.mark.slow
+def test_bench_threads_override_the_course_default_in_the_kernel(tmp_path):
+    """`./course bench --threads N` reaches the kernel: after cu.pick_device() torch runs N threads
+    (COURSE_THREADS), while a plain run gets the course default of 1."""
+    probe = "import course_utils as cu, torch\ncu.pick_device()\nprint('threads', torch.get_num_threads())"
+    for args, expected in (([], "threads 1"), (["--threads", "3"], "threads 3")):
+        path = _notebook(tmp_path / f"probe{len(args)}.ipynb", probe)
+        env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "COURSE_THREADS")}
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_notebooks.py"), str(path), "--write",
+                        *args], check=True, env=env, timeout=180, stdin=subprocess.DEVNULL, capture_output=True)
+        out = nbformat.read(path, as_version=4).cells[1].outputs
+        assert "".join(o.get("text", "") for o in out).strip() == expected, (args, out)
+
+
 # --------------------------------------------------------------------------- lint, license
 def test_ruff_passes_on_code_and_notebooks():
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
