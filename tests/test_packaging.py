@@ -302,6 +302,14 @@ def test_bench_threads_override_the_course_default_in_the_kernel(tmp_path):
         assert "".join(o.get("text", "") for o in out).strip() == expected, (args, out)
 
 
+# --------------------------------------------------------------------------- package
+def test_every_course_utils_module_stays_under_400_lines():
+    sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in (ROOT / "course_utils").glob("*.py")}
+    assert len(sizes) >= 10 and "instruments.py" in sizes
+    too_long = {name: n for name, n in sizes.items() if n > 400}
+    assert not too_long, f"split these modules (one concern each, under 400 lines): {too_long}"
+
+
 # --------------------------------------------------------------------------- lint, license
 def test_ruff_passes_on_code_and_notebooks():
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
