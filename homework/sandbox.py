@@ -82,9 +82,9 @@ def _dirs_to(path: str, made: set[str]) -> list[str]:
 class Sandbox:
     """Builds the bubblewrap command of one run; ``unsafe=True`` runs without it (trusted code only)."""
 
-    def __init__(self, course_package: Path, limits: Limits = Limits(), unsafe: bool = False):
+    def __init__(self, course_package: Path, limits: Limits | None = None, unsafe: bool = False):
         self.course_package = Path(course_package).resolve()
-        self.limits = limits
+        self.limits = limits or Limits()
         self.unsafe = unsafe
         self.root = os.geteuid() == 0
         if not unsafe:
