@@ -105,7 +105,7 @@ for pattern in ("/work/**/hw04.ipynb", "/root/**/hw04.ipynb", "../../../source/h
             continue
         if "BEGIN SOLUTION" in text or "SQLite" in text[:20]:
             found.append(path)
-print("READER FOUND", len(found), "ROOT VISIBLE", os.path.exists({str(ROOT)!r}), "PATH", sys.path)
+print("READER FOUND", len(found), "ROOT VISIBLE", os.path.exists({str(ROOT)!r}), "PATH", sys.path, os.listdir("/"))
 for path in found:  # run the instructor's notebook if it was readable
     import json
     for cell in json.load(open(path))["cells"]:
