@@ -338,6 +338,7 @@ def execute(cells: list[dict], spec: specs.Spec, inputs: dict[str, str], ctx: "C
             files_dir: Path, files: list[str]) -> Outcome:
     """Run a notebook's cells and probes; re-run exercises in isolation after a dead or stuck kernel."""
     out = Outcome()
+    budget_end = time.monotonic() + 2 * ctx.notebook_timeout  # all runs of one submission together
 
     def record(res: RunResult, steps: list[dict], wanted: list[specs.Test]) -> int | None:
         out.runs += 1
@@ -376,11 +377,13 @@ def execute(cells: list[dict], spec: specs.Spec, inputs: dict[str, str], ctx: "C
         wanted = [t for t in pending if t.exercise == exercise]
         skip: set[int] = set()
         for _attempt in range(3):
-            if out.runs >= MAX_RUNS:
+            left = budget_end - time.monotonic()
+            if out.runs >= MAX_RUNS or left < 5:
+                out.notes.append(f"exercise {exercise}: not re-run (this submission used up its time or runs)")
                 break
             steps = plan(cells, spec, wanted, inputs, exercise=exercise, skip=skip)
             res = run_steps(ctx.sandbox, slot, steps, files_dir, files, ctx.cell_timeout,
-                            ctx.notebook_timeout, ctx.work)
+                            min(ctx.notebook_timeout, left), ctx.work)
             blame = record(res, steps, wanted)
             if blame is None:
                 break
@@ -512,12 +515,12 @@ def grade(submissions: Path, out: Path | None = None, *, source: Path | None = N
         raise GradeError(f"no folder of submissions at {submissions}")
     src = source_dir(source)
     out = Path(out) if out is not None else BUILD_DIR / "graded"
-    prepare_out(out, submissions, [ROOT, src, ROOT / "course_utils"])
-    out = Path(os.path.abspath(out))
+    sandbox = Sandbox(ROOT / "course_utils", limits or Limits(), unsafe=unsafe_no_sandbox)  # before touching OUT
     all_specs = load_specs(only, source)
     if not all_specs:
         raise GradeError(f"no homework found in {src} (expected hwNN/hwNN.ipynb)")
-    sandbox = Sandbox(ROOT / "course_utils", limits or Limits(), unsafe=unsafe_no_sandbox)
+    prepare_out(out, submissions, [ROOT, src, ROOT / "course_utils"])
+    out = Path(os.path.abspath(out))
     if unsafe_no_sandbox:
         log("WARNING: --unsafe-no-sandbox: student code runs with your rights, unconfined; trusted notebooks only")
     report = GradeReport(out, [], sorted(all_specs))
