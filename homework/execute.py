@@ -23,7 +23,7 @@ from pathlib import Path
 
 from homework.sandbox import HERE, Sandbox
 
-GRACE = 10  # seconds after a step's time limit before the sandbox is killed
+GRACE = 5  # seconds after a step's time limit before the sandbox is killed
 START_TIMEOUT = 120  # seconds for the runner to start (IPython import) on a loaded machine
 MAX_CHANNEL = 48 * 1024**2  # bytes the grader reads from one run's channel
 LOG_KEEP = 64 * 1024  # bytes of a run's output kept for the instructor

@@ -338,6 +338,7 @@ def execute(cells: list[dict], spec: specs.Spec, inputs: dict[str, str], ctx: "C
             files_dir: Path, files: list[str]) -> Outcome:
     """Run a notebook's cells and probes; re-run exercises in isolation after a dead or stuck kernel."""
     out = Outcome()
+    budget_end = time.monotonic() + 2 * ctx.notebook_timeout  # all runs of one submission together
 
     def record(res: RunResult, steps: list[dict], wanted: list[specs.Test]) -> int | None:
         out.runs += 1
@@ -365,15 +366,24 @@ def execute(cells: list[dict], spec: specs.Spec, inputs: dict[str, str], ctx: "C
     out.notes.append(f"{res.why} during {_step_name(steps[blame], cells)}; the exercises after it were re-run "
                      "one by one in fresh sandboxes")
     pending = [t for t in spec.tests if t.gid not in out.values and t.gid not in out.errors]
+    owner = _exercise_of(steps[blame], cells, spec)
+    if owner is not None and "did not stop" in res.why:
+        # a hang is the running cell's own doing (a death may come from an earlier cell's thread or timer)
+        for t in pending:
+            if t.exercise == owner:
+                out.errors[t.gid] = f"{res.why} ({_step_name(steps[blame], cells)})"
+        pending = [t for t in pending if t.exercise != owner]
     for exercise in sorted({t.exercise for t in pending}):
         wanted = [t for t in pending if t.exercise == exercise]
         skip: set[int] = set()
         for _attempt in range(3):
-            if out.runs >= MAX_RUNS:
+            left = budget_end - time.monotonic()
+            if out.runs >= MAX_RUNS or left < 5:
+                out.notes.append(f"exercise {exercise}: not re-run (this submission used up its time or runs)")
                 break
             steps = plan(cells, spec, wanted, inputs, exercise=exercise, skip=skip)
             res = run_steps(ctx.sandbox, slot, steps, files_dir, files, ctx.cell_timeout,
-                            ctx.notebook_timeout, ctx.work)
+                            min(ctx.notebook_timeout, left), ctx.work)
             blame = record(res, steps, wanted)
             if blame is None:
                 break
@@ -392,6 +402,13 @@ def execute(cells: list[dict], spec: specs.Spec, inputs: dict[str, str], ctx: "C
         if t.gid not in out.values:
             out.errors.setdefault(t.gid, "not run: " + (res.why or "the kernel stopped before this test"))
     return out
+
+
+def _exercise_of(step: dict, cells: list[dict], spec: specs.Spec) -> int | None:
+    if step["kind"] == "probe":
+        return spec.test(step["test"]).exercise
+    cell = cells[step["cell"]]
+    return spec.answers.get(cell["gid"]) if cell["kind"] == "answer" else None
 
 
 def _step_name(step: dict, cells: list[dict]) -> str:
@@ -491,19 +508,19 @@ def load_specs(names: list[str] | None = None, source: Path | None = None) -> di
 
 def grade(submissions: Path, out: Path | None = None, *, source: Path | None = None,
           cell_timeout: float = CELL_TIMEOUT, notebook_timeout: float = NOTEBOOK_TIMEOUT, jobs: int = 2,
-          unsafe_no_sandbox: bool = False, limits: Limits = Limits(), only: list[str] | None = None,
+          unsafe_no_sandbox: bool = False, limits: Limits | None = None, only: list[str] | None = None,
           log=print) -> GradeReport:
     submissions = Path(os.path.realpath(submissions))
     if not submissions.is_dir():
         raise GradeError(f"no folder of submissions at {submissions}")
     src = source_dir(source)
     out = Path(out) if out is not None else BUILD_DIR / "graded"
-    prepare_out(out, submissions, [ROOT, src, ROOT / "course_utils"])
-    out = Path(os.path.abspath(out))
+    sandbox = Sandbox(ROOT / "course_utils", limits or Limits(), unsafe=unsafe_no_sandbox)  # before touching OUT
     all_specs = load_specs(only, source)
     if not all_specs:
         raise GradeError(f"no homework found in {src} (expected hwNN/hwNN.ipynb)")
-    sandbox = Sandbox(ROOT / "course_utils", limits, unsafe=unsafe_no_sandbox)
+    prepare_out(out, submissions, [ROOT, src, ROOT / "course_utils"])
+    out = Path(os.path.abspath(out))
     if unsafe_no_sandbox:
         log("WARNING: --unsafe-no-sandbox: student code runs with your rights, unconfined; trusted notebooks only")
     report = GradeReport(out, [], sorted(all_specs))

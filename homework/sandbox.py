@@ -3,7 +3,8 @@
 ``Sandbox.command(files, plan)`` returns the argv that starts ``runner.py`` so that it sees:
 
 * ``/usr`` (and the ``/bin``, ``/lib``, ``/lib64`` links), the Python installation and the
-  virtual environment, all read-only;
+  virtual environment (at ``/venv``, so that no path of the repository exists inside), all
+  read-only;
 * ``/course/course_utils`` (read-only, on ``PYTHONPATH``): the course package and nothing
   else of the repository;
 * ``/grader`` (read-only): ``runner.py``, ``codec.py`` and this run's plan (the student's own
@@ -49,12 +50,22 @@ class Limits:
     tmp_bytes: int = 64 * 1024**2  # each of /tmp and /submission (tmpfs, counted as memory)
 
 
+VENV = "/venv"  # where a virtual environment appears in the sandbox (its real path may name the repository)
+
+
+def _in_venv() -> bool:
+    return sys.prefix != sys.base_prefix
+
+
 def _python_paths() -> list[str]:
-    paths = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        p = sysconfig.get_paths().get(key)
-        if p and os.path.isdir(p):
-            paths.add(os.path.realpath(p))
+    """The Python installation's folders (the virtual environment's are bound at VENV instead)."""
+    paths = {os.path.realpath(p) for p in (sys.base_prefix, sys.base_exec_prefix)}
+    if not _in_venv():
+        paths.add(os.path.realpath(sys.prefix))
+        for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+            p = sysconfig.get_paths().get(key)
+            if p and os.path.isdir(p):
+                paths.add(os.path.realpath(p))
     # the interpreter a venv points at (sys.executable may be a chain of links)
     paths.add(os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))))
     # keep only the outermost of nested paths
@@ -82,9 +93,9 @@ def _dirs_to(path: str, made: set[str]) -> list[str]:
 class Sandbox:
     """Builds the bubblewrap command of one run; ``unsafe=True`` runs without it (trusted code only)."""
 
-    def __init__(self, course_package: Path, limits: Limits = Limits(), unsafe: bool = False):
+    def __init__(self, course_package: Path, limits: Limits | None = None, unsafe: bool = False):
         self.course_package = Path(course_package).resolve()
-        self.limits = limits
+        self.limits = limits or Limits()
         self.unsafe = unsafe
         self.root = os.geteuid() == 0
         if not unsafe:
@@ -109,6 +120,10 @@ class Sandbox:
                 argv += _dirs_to(f, made) + ["--ro-bind", f, f]
         for p in _python_paths():
             argv += _dirs_to(p + "/x", made) + ["--ro-bind", p, p]
+        python = sys.executable
+        if _in_venv():
+            argv += ["--ro-bind", sys.prefix, VENV]
+            python = f"{VENV}/bin/{os.path.basename(sys.executable)}"
         argv += ["--perms", "0755", "--dir", "/course", "--ro-bind", str(self.course_package), "/course/course_utils"]
         argv += ["--ro-bind", str(grader_dir), "/grader"]
         argv += ["--size", str(lim.tmp_bytes), "--perms", "1777", "--tmpfs", "/submission"]
@@ -131,7 +146,7 @@ class Sandbox:
             argv += ["--"]
         argv += ["prlimit", f"--as={lim.memory_bytes}", f"--cpu={lim.cpu_seconds}", f"--nproc={nproc}",
                  f"--fsize={lim.file_bytes}", "--core=0",
-                 sys.executable, "/grader/runner.py", "/grader/plan.json"]
+                 python, "/grader/runner.py", "/grader/plan.json"]
         return argv, {}
 
     def preexec(self):

@@ -108,7 +108,7 @@ def load(path: Path) -> Spec:
     nb = nbformat.read(path, as_version=4)
     last_answer = None
     seen: set[str] = set()
-    for i, cell in enumerate(nb.cells):
+    for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         meta = nbgrader_meta(cell)
