@@ -177,7 +177,10 @@ def readme_launch_section(repo: Repo) -> str:
             "`pyproject.toml`, then run `.venv/bin/python -m website.links --write`: it rewrites this section\n"
             "and the first cell of every lesson, which then installs the course package from that\n"
             "address wherever `course_utils` is missing. `./course site` reads the same setting.\n"
-            "Until then a lesson opened outside the repository stops at its first cell and says what to do.\n")
+            "Until then a lesson opened outside the repository stops at its first cell and says what to do.\n\n"
+            "**Binder** builds from [`binder/`](binder/): a lighter conda-forge environment than\n"
+            "`environment.yml` (what the lessons and live slides need), `postBuild` to install\n"
+            "`course_utils`, and `apt.txt` for the CJK font.\n")
     owner, name = repo.github
     nb_dir = "notebooks"
     return (
