@@ -356,8 +356,11 @@ def _unique_words(lesson: Path) -> list[str]:
     def words(text):
         return set(re.findall(r"\b[a-z]{8,}\b", text.lower()))
 
-    def md(path):
-        return "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+    def md(path):  # prose only: no math, code, link targets or HTML, which the index may leave out
+        text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+        for pattern in (r"\$\$.*?\$\$", r"\$[^$]*\$", r"`[^`]*`", r"\]\([^)]*\)", r"<[^>]+>"):
+            text = re.sub(pattern, " ", text, flags=re.S)
+        return text
 
     elsewhere = set()
     for other in LESSONS:

@@ -23,7 +23,6 @@ load from the network, and the build fails if one would.
 from __future__ import annotations
 
 import argparse
-import copy
 import filecmp
 import html as html_lib
 import json
@@ -46,6 +45,7 @@ DEFAULT_CACHE = ROOT / "build" / "site-cache"
 HOMEWORK_RELEASE = ROOT / "build" / "homework" / "release"  # where `./course homework release` writes
 TITLE = "Attention, step by step"
 DOCS = ("docs/homework.md", "docs/slides.md")  # instructors' pages
+SITE_FILES: set[str] = set()  # repository paths the site has a page or a copy of (filled by stage())
 
 MATHJAX = ("mathjax", "3.2.2",
            "sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==")
@@ -179,7 +179,6 @@ def stage_notebook(src: Path, dst: Path, repo: links.Repo, with_slides: bool) ->
     import nbformat
 
     nb = nbformat.read(src, as_version=4)
-    nb = copy.deepcopy(nb)
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         for out in cell.get("outputs", []):
@@ -194,9 +193,6 @@ def stage_notebook(src: Path, dst: Path, repo: links.Repo, with_slides: bool) ->
         links_cell.pop("id", None)
     nb.cells.insert(first_md + 1, links_cell)
     write_if_changed(dst, nbformat.writes(nb))
-
-
-SITE_FILES: set[str] = set()  # repository paths the site has a page or a copy of (filled by stage())
 
 
 def home_page(notebooks: list[Path], repo: links.Repo, homework: list[tuple[str, str]]) -> str:
