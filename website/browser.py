@@ -128,39 +128,50 @@ def console_errors(stderr: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if "CONSOLE" in ln and "Uncaught" in ln]
 
 
-def readme_screenshots(site: Path, out_dir: Path, explorer_page: Path | None = None) -> list[Path]:
-    """site_lesson.png (a lesson page) and site_explorer.png (the explorer in the site, or
-    ``explorer_page`` until a lesson's stored outputs hold one) for the README."""
+_FOCUS_JS = """<script>window.addEventListener("load", function () {
+  var el = (%s);
+  if (!el) { return; }
+  var node = el.closest(".cell") || el;
+  while (node && node.parentElement && node.tagName !== "ARTICLE" && node !== document.body) {
+    for (var p = node.previousElementSibling; p; p = p.previousElementSibling) {
+      if (p.tagName !== "SCRIPT" && p.tagName !== "STYLE") { p.style.display = "none"; }
+    }
+    node = node.parentElement;
+  }
+  %s
+});</script>"""
+
+
+def focused_screenshot(page: Path, element_js: str, png: Path, window: tuple[int, int], then_js: str = "") -> dict:
+    """Screenshot of ``page`` with everything before the element (a JS expression) hidden, so it
+    shows at the top: headless Chromium's screenshot ignores scrolling."""
+    text = page.read_text(encoding="utf-8")
+    idx = text.lower().rfind("</body>")
+    text = text[:idx] + _FOCUS_JS % (element_js, then_js) + text[idx:]
+    tmp = page.with_name("_screenshot.html")
+    tmp.write_text(text, encoding="utf-8")
+    try:
+        return open_page(tmp, screenshot=png, window=window)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def readme_screenshots(site: Path, out_dir: Path) -> list[Path]:
+    """site_lesson.png (lesson 03 at its first figure) and site_explorer.png (the first
+    explorer in the site's lessons, its third target word selected) for the README."""
     out_dir.mkdir(parents=True, exist_ok=True)
     shots = []
     lesson = site / "notebooks" / "03_additive_attention.html"
     if not lesson.is_file():
         lesson = sorted((site / "notebooks").glob("*.html"))[0]
     png = out_dir / "site_lesson.png"
-    open_page(lesson, screenshot=png)
+    focused_screenshot(lesson, 'document.querySelector("article .cell_output img")', png, (1280, 800))
     shots.append(png)
     with_explorer = [p for p in sorted((site / "notebooks").glob("*.html"))
                      if 'class="cu-ax"' in p.read_text(encoding="utf-8")]
-    target = explorer_page
     if with_explorer:
-        target = with_explorer[0]
-    if target is not None:
         png = out_dir / "site_explorer.png"
-        if target in with_explorer:
-            # scroll the explorer into view: a copy whose load handler does it
-            text = target.read_text(encoding="utf-8")
-            text = text.replace("</body>", "<script>window.addEventListener('load', function () {"
-                                "var r = document.querySelector('.cu-ax'); r.scrollIntoView();"
-                                "window.scrollBy(0, -120);"
-                                "var t = r.querySelectorAll('.cu-ax-tgt'); t[Math.min(2, t.length - 1)].click();"
-                                "});</script></body>")
-            tmp = target.with_name("_shot.html")
-            tmp.write_text(text, encoding="utf-8")
-            try:
-                open_page(tmp, screenshot=png, window=(1280, 700))
-            finally:
-                tmp.unlink(missing_ok=True)
-        else:
-            open_page(target, screenshot=png, window=(1000, 320))
+        focused_screenshot(with_explorer[0], 'document.querySelector(".cu-ax")', png, (1280, 520),
+                           'var t = el.querySelectorAll(".cu-ax-tgt"); t[Math.min(2, t.length - 1)].click();')
         shots.append(png)
     return shots

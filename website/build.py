@@ -23,7 +23,6 @@ load from the network, and the build fails if one would.
 from __future__ import annotations
 
 import argparse
-import copy
 import filecmp
 import html as html_lib
 import json
@@ -46,6 +45,7 @@ DEFAULT_CACHE = ROOT / "build" / "site-cache"
 HOMEWORK_RELEASE = ROOT / "build" / "homework" / "release"  # where `./course homework release` writes
 TITLE = "Attention, step by step"
 DOCS = ("docs/homework.md", "docs/slides.md")  # instructors' pages
+SITE_FILES: set[str] = set()  # repository paths the site has a page or a copy of (filled by stage())
 
 MATHJAX = ("mathjax", "3.2.2",
            "sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==")
@@ -179,7 +179,6 @@ def stage_notebook(src: Path, dst: Path, repo: links.Repo, with_slides: bool) ->
     import nbformat
 
     nb = nbformat.read(src, as_version=4)
-    nb = copy.deepcopy(nb)
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         for out in cell.get("outputs", []):
@@ -196,9 +195,6 @@ def stage_notebook(src: Path, dst: Path, repo: links.Repo, with_slides: bool) ->
     write_if_changed(dst, nbformat.writes(nb))
 
 
-SITE_FILES: set[str] = set()  # repository paths the site has a page or a copy of (filled by stage())
-
-
 def home_page(notebooks: list[Path], repo: links.Repo, homework: list[tuple[str, str]]) -> str:
     import nbformat
 
@@ -206,22 +202,21 @@ def home_page(notebooks: list[Path], repo: links.Repo, homework: list[tuple[str,
     lines = [f"# {TITLE}", "",
              "An open course that builds attention from the ground up, in Jupyter notebooks with PyTorch,",
              "on a laptop CPU. One small translation task runs through it: English to Chinese, starting",
-             "with *Tom chase Jerry* → 汤姆 追逐 杰瑞. Each lesson builds its idea inline first, checks it",
-             "against the tested helper package `course_utils`, and proves every claim it makes with a",
-             "measurement in a cell.", "",
+             "with *Tom chase Jerry* → 汤姆 追逐 杰瑞. Each lesson builds its idea inline first and compares",
+             "it with the tested helper package `course_utils`; every claim it makes is measured in a cell",
+             "and guarded by an `assert`.", "",
              "Every lesson is also a slide deck, and most have a graded homework.", "",
              "## Syllabus", "",
-             "| # | lesson | idea | wall time (s) | peak memory (MB) |",
-             "| --- | --- | --- | --- | --- |"]
+             "| lesson | idea | wall time (s) | peak memory (MB) |",
+             "| --- | --- | --- | --- |"]
     for nb_path in notebooks:
         title = notebook_title(nbformat.read(nb_path, as_version=4))
-        number, _, rest = title.partition("·")
+        short = re.split(r"[:(]", title, maxsplit=1)[0].strip() or nb_path.stem
         row = rows.get(nb_path.stem)
-        idea = row["idea"] if row else rest.strip() or nb_path.stem
+        idea = row["idea"] if row else title.partition("·")[2].strip() or nb_path.stem
         wall = row["time"] if row else "not measured yet"
         mem = row["memory"] if row else "not measured yet"
-        num = nb_path.stem.split("_", 1)[0]
-        lines.append(f"| {num} | [{nb_path.stem}](notebooks/{nb_path.name}) | {idea} | {wall} | {mem} |")
+        lines.append(f"| [{short.replace('|', '/')}](notebooks/{nb_path.name}) | {idea} | {wall} | {mem} |")
     note = rows.get("_note", {}).get("text")
     lines += ["", note or "", "",
               "Each lesson is written to run in about 90 s on two CPU cores, with peak memory well under 2 GB.",

@@ -171,13 +171,16 @@ def readme_launch_section(repo: Repo) -> str:
         why = ("no address is set" if repo.url is None
                else f"the address ({repo.url}) is not on github.com, and Colab and Binder open GitHub repositories")
         return (
-            f"Colab and Binder links appear here, on the course site and in the notebooks once the course's\n"
-            f"GitHub address is known; for now {why}. To set it, write the address of the\n"
+            f"Colab and Binder links appear here and on the course site once the course's GitHub\n"
+            f"address is known; for now {why}. To set it, write the address of the\n"
             f"repository (what you would `git clone`) as `{URL_KEY}` under `[project.urls]` in\n"
             "`pyproject.toml`, then run `.venv/bin/python -m website.links --write`: it rewrites this section\n"
             "and the first cell of every lesson, which then installs the course package from that\n"
             "address wherever `course_utils` is missing. `./course site` reads the same setting.\n"
-            "Until then a lesson opened outside the repository stops at its first cell and says what to do.\n")
+            "Until then a lesson opened outside the repository stops at its first cell and says what to do.\n\n"
+            "**Binder** builds from [`binder/`](binder/): a lighter conda-forge environment than\n"
+            "`environment.yml` (what the lessons and live slides need), `postBuild` to install\n"
+            "`course_utils`, and `apt.txt` for the CJK font.\n")
     owner, name = repo.github
     nb_dir = "notebooks"
     return (
