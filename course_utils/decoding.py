@@ -16,7 +16,8 @@ every step. Both give the same tokens; models without a cache ignore the flag.
 Every decoder returns a :class:`DecodeResult` with
 
 * ``tokens`` (B, L): the output, ``<eos>`` included, padded with ``model.pad_id``
-  after it (a sequence cut off at ``max_len`` has no ``<eos>``);
+  after it (a sequence cut off at ``max_len`` has no ``<eos>``; a model with a
+  length limit of its own, ``TransformerConfig.max_len``, caps ``max_len``);
 * ``scores`` (B,): the model's log-probability of each returned sequence, the
   sum of ``log p(y_t | y_<t, x)`` over its tokens, ``<eos>`` included. Greedy and
   sampling return that plain sum; beam search returns it divided by the length
@@ -63,6 +64,12 @@ def _check_inputs(src: Tensor, src_lengths: Tensor, max_len: int) -> int:
     if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
         raise ValueError(f"max_len: expected an int >= 1, got {max_len!r}")
     return bound["B"]
+
+
+def _steps(model: nn.Module, max_len: int) -> int:
+    """max_len, capped at the model's own limit where it has one (``TransformerConfig.max_len``)."""
+    limit = getattr(getattr(model, "cfg", None), "max_len", None)
+    return max_len if not isinstance(limit, int) else min(max_len, limit)
 
 
 def _ids(model: nn.Module) -> tuple[int, int, int]:
@@ -133,7 +140,7 @@ def greedy(model: nn.Module, src: Tensor, src_lengths: Tensor, max_len: int,
     done = torch.zeros(B, dtype=torch.bool, device=src.device)  # (B,)
     score = torch.zeros(B, dtype=torch.float64, device=src.device)  # (B,): float64 keeps sums exact enough
     tokens, weights = [], []
-    for _ in range(max_len):
+    for _ in range(_steps(model, max_len)):
         logits, w, state = model.decode_step(state, prev)  # (B, V), (B, S) or None
         logp = F.log_softmax(logits.float(), dim=-1)  # (B, V)
         nxt = logp.argmax(-1)  # (B,): the first maximum
@@ -195,7 +202,7 @@ def beam_search(model: nn.Module, src: Tensor, src_lengths: Tensor, beam_size: i
     finished: list[list[tuple[float, float, Tensor, Tensor | None]]] = [[] for _ in range(B)]
     done = torch.zeros(B, dtype=torch.bool, device=device)  # (B,)
 
-    for t in range(max_len):
+    for t in range(_steps(model, max_len)):
         logits, w, state = model.decode_step(state, prev)  # (B*k, V), (B*k, S) or None
         V = logits.shape[-1]
         logp = F.log_softmax(logits.float(), dim=-1).double()  # (B*k, V)
@@ -305,7 +312,7 @@ def sample(model: nn.Module, src: Tensor, src_lengths: Tensor, max_len: int, tem
     done = torch.zeros(B, dtype=torch.bool, device=device)  # (B,)
     score = torch.zeros(B, dtype=torch.float64, device=device)  # (B,)
     tokens, weights = [], []
-    for _ in range(max_len):
+    for _ in range(_steps(model, max_len)):
         logits, w, state = model.decode_step(state, prev)  # (B, V), (B, S) or None
         logits = logits.float()
         probs = F.softmax(_filter_logits(logits / temperature, top_k, top_p), dim=-1)  # (B, V)
