@@ -16,7 +16,8 @@ every step. Both give the same tokens; models without a cache ignore the flag.
 Every decoder returns a :class:`DecodeResult` with
 
 * ``tokens`` (B, L): the output, ``<eos>`` included, padded with ``model.pad_id``
-  after it (a sequence cut off at ``max_len`` has no ``<eos>``);
+  after it (a sequence cut off at ``max_len`` has no ``<eos>``; a model with a
+  length limit of its own, ``TransformerConfig.max_len``, caps ``max_len``);
 * ``scores`` (B,): the model's log-probability of each returned sequence, the
   sum of ``log p(y_t | y_<t, x)`` over its tokens, ``<eos>`` included. Greedy and
   sampling return that plain sum; beam search returns it divided by the length
@@ -65,8 +66,10 @@ def _check_inputs(src: Tensor, src_lengths: Tensor, max_len: int) -> int:
     return bound["B"]
 
 
-def _incremental(model: nn.Module) -> nn.Module:
-    return model if hasattr(model, "start_decoding") else _Incremental(model)
+def _steps(model: nn.Module, max_len: int) -> int:
+    """max_len, capped at the model's own limit where it has one (``TransformerConfig.max_len``)."""
+    limit = getattr(getattr(model, "cfg", None), "max_len", None)
+    return max_len if not isinstance(limit, int) else min(max_len, limit)
 
 
 def _ids(model: nn.Module) -> tuple[int, int, int]:
@@ -132,13 +135,12 @@ def greedy(model: nn.Module, src: Tensor, src_lengths: Tensor, max_len: int,
     """
     B = _check_inputs(src, src_lengths, max_len)
     bos_id, eos_id, pad_id = _ids(model)
-    model = _incremental(model)
     state = model.start_decoding(src, src_lengths, use_cache=use_cache)
     prev = torch.full((B,), bos_id, dtype=torch.long, device=src.device)  # (B,)
     done = torch.zeros(B, dtype=torch.bool, device=src.device)  # (B,)
     score = torch.zeros(B, dtype=torch.float64, device=src.device)  # (B,): float64 keeps sums exact enough
     tokens, weights = [], []
-    for _ in range(max_len):
+    for _ in range(_steps(model, max_len)):
         logits, w, state = model.decode_step(state, prev)  # (B, V), (B, S) or None
         logp = F.log_softmax(logits.float(), dim=-1)  # (B, V)
         nxt = logp.argmax(-1)  # (B,): the first maximum
@@ -189,7 +191,6 @@ def beam_search(model: nn.Module, src: Tensor, src_lengths: Tensor, beam_size: i
     alpha, k, device = float(length_penalty), beam_size, src.device
     bos_id, eos_id, pad_id = _ids(model)
     rows = torch.arange(B, device=device)[:, None] * k  # (B, 1): first row of each sentence's beams
-    model = _incremental(model)
 
     state = model.start_decoding(src, src_lengths, use_cache=use_cache)
     state = model.reorder_state(state, torch.arange(B, device=device).repeat_interleave(k))  # B*k rows
@@ -201,7 +202,7 @@ def beam_search(model: nn.Module, src: Tensor, src_lengths: Tensor, beam_size: i
     finished: list[list[tuple[float, float, Tensor, Tensor | None]]] = [[] for _ in range(B)]
     done = torch.zeros(B, dtype=torch.bool, device=device)  # (B,)
 
-    for t in range(max_len):
+    for t in range(_steps(model, max_len)):
         logits, w, state = model.decode_step(state, prev)  # (B*k, V), (B*k, S) or None
         V = logits.shape[-1]
         logp = F.log_softmax(logits.float(), dim=-1).double()  # (B*k, V)
@@ -306,13 +307,12 @@ def sample(model: nn.Module, src: Tensor, src_lengths: Tensor, max_len: int, tem
         raise ValueError(f"top_p: expected None or a number in (0, 1], got {top_p!r}")
     bos_id, eos_id, pad_id = _ids(model)
     device = src.device
-    model = _incremental(model)
     state = model.start_decoding(src, src_lengths, use_cache=use_cache)
     prev = torch.full((B,), bos_id, dtype=torch.long, device=device)  # (B,)
     done = torch.zeros(B, dtype=torch.bool, device=device)  # (B,)
     score = torch.zeros(B, dtype=torch.float64, device=device)  # (B,)
     tokens, weights = [], []
-    for _ in range(max_len):
+    for _ in range(_steps(model, max_len)):
         logits, w, state = model.decode_step(state, prev)  # (B, V), (B, S) or None
         logits = logits.float()
         probs = F.softmax(_filter_logits(logits / temperature, top_k, top_p), dim=-1)  # (B, V)
@@ -331,36 +331,3 @@ def sample(model: nn.Module, src: Tensor, src_lengths: Tensor, max_len: int, tem
     out, lengths = _pad_after_end(torch.stack(tokens, 1), eos_id, pad_id)  # (B, L)
     return DecodeResult(out, score.float(), torch.stack(weights, 1) if weights else None, lengths)
 
-
-# --------------------------------------------------------------------------- TEMPORARY adapter
-# Until course_utils.models / transformer implement start_decoding / decode_step / reorder_state
-# (the core API), drive today's models through this adapter. Removed once they do.
-class _Incremental:
-    """start_decoding / decode_step / reorder_state for a model that lacks them (no KV cache)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self.bos_id, self.eos_id, self.pad_id = _ids(model)
-
-    def start_decoding(self, src: Tensor, src_lengths: Tensor, use_cache: bool = True) -> dict:
-        m = self.model
-        if hasattr(m, "_memory"):  # Seq2Seq
-            return {"memory": m._memory(src, src_lengths), "hidden": None}
-        memory, src_mask = m.encode(src, src_lengths)  # Transformer: recompute the prefix each step
-        return {"memory": memory, "src_mask": src_mask, "ys": src.new_zeros(src.shape[0], 0)}
-
-    def decode_step(self, state: dict, prev: Tensor) -> tuple[Tensor, Tensor | None, dict]:
-        m = self.model
-        if "hidden" in state:
-            logits, w, hidden = m.decoder(prev[:, None], state["memory"], state["hidden"])  # (B, 1, V)
-            return logits[:, 0], None if w is None else w[:, 0], {"memory": state["memory"], "hidden": hidden}
-        ys = torch.cat([state["ys"], prev[:, None]], dim=1)  # (B, t)
-        logits = m.decode(ys, state["memory"], state["src_mask"])  # (B, t, V)
-        w = m.cross_attention_weights()[-1].mean(1)[:, -1]  # (B, S)
-        return logits[:, -1], w, dict(state, ys=ys)
-
-    def reorder_state(self, state: dict, index: Tensor) -> dict:
-        if "hidden" in state:
-            memory = {key: (v[:, index] if key == "hidden" else v[index]) for key, v in state["memory"].items()}
-            return {"memory": memory, "hidden": None if state["hidden"] is None else state["hidden"][:, index]}
-        return {key: v[index] for key, v in state.items()}

@@ -322,3 +322,13 @@ def test_bad_arguments_are_named(call, name):
     src, lengths = torch.zeros(2, 1, dtype=torch.long), torch.ones(2, dtype=torch.long)
     with pytest.raises(ValueError, match=name):
         call(model, src, lengths)
+
+
+def test_decoding_stops_at_the_transformers_own_length_limit(corpus, batch):
+    torch.manual_seed(0)
+    short = Transformer(TransformerConfig(len(corpus.src_vocab), len(corpus.tgt_vocab), d_model=16, num_heads=2,
+                                          num_layers=1, d_ff=32, max_len=batch.src.shape[1])).eval()
+    for res in (greedy(short, batch.src, batch.src_lengths, 500),
+                beam_search(short, batch.src, batch.src_lengths, 2, 500),
+                sample(short, batch.src, batch.src_lengths, 500, generator=torch.Generator().manual_seed(0))):
+        assert res.tokens.shape[1] <= batch.src.shape[1], "max_len is capped at TransformerConfig.max_len"
