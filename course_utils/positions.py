@@ -37,14 +37,20 @@ class PositionalEncoding(nn.Module):
         pe[:, 1::2] = torch.cos(angle[:, : d_model // 2])
         self.register_buffer("pe", pe.to(torch.get_default_dtype()), persistent=False)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Add positions 0..S-1 to a batch of sequences.
+    def forward(self, x: Tensor, offset: int = 0) -> Tensor:
+        """Add positions offset..offset+S-1 to a batch of sequences.
+
+        ``offset`` > 0 continues a sequence (one decoding step at position
+        ``offset``, say).
 
         Shapes:
-            x (B, S, D) with S <= max_len -> (B, S, D)
+            x (B, S, D) with offset + S <= max_len -> (B, S, D)
         """
         bound = check_shape("x", x, ("B", "S", "D"), {"D": self.d_model})
-        if bound["S"] > self.max_len:
-            raise ValueError(f"x: {bound['S']} steps, more than max_len={self.max_len} "
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise ValueError(f"offset: expected an int >= 0, got {offset!r}")
+        end = offset + bound["S"]
+        if end > self.max_len:
+            raise ValueError(f"x: {bound['S']} steps from offset {offset}, more than max_len={self.max_len} "
                              f"of this PositionalEncoding, got {tuple(x.shape)}")
-        return self.dropout(x + self.pe[: bound["S"]].to(x.dtype))  # (B, S, D) + (S, D)
+        return self.dropout(x + self.pe[offset:end].to(x.dtype))  # (B, S, D) + (S, D)
