@@ -46,6 +46,7 @@ from course_utils.checks import check_shape
 from course_utils.data import length_mask
 from course_utils.multihead import MultiHeadAttention
 from course_utils.positions import PositionalEncoding
+from course_utils.protocols import check_max_len, greedy_decode
 
 __all__ = ["DecoderBlock", "DecoderOnly", "DecoderOnlyConfig", "DecoderOnlyState", "sequence_mask"]
 
@@ -300,24 +301,12 @@ class DecoderOnly(nn.Module):
                       ) -> tuple[Tensor, Tensor]:
         """Translate by always taking the most likely next word, with the KV cache by default.
 
+        ``protocols.greedy_decode`` over this model's ``decode_step``, with ``max_len``
+        cut so that source + <sep> + target fit in ``cfg.max_len`` positions.
+
         Shapes:
             src (B, S), src_lengths (B,) -> tokens (B, L), weights (B, L, S), L <= max_len;
             positions after <eos> hold <eos>.
         """
-        state = self.start_decoding(src, src_lengths, use_cache=use_cache)
-        B = src.shape[0]
-        prev = torch.full((B,), self.bos_id, dtype=torch.long, device=src.device)  # (B,)
-        done = torch.zeros(B, dtype=torch.bool, device=src.device)  # (B,)
-        steps = min(max_len, self.cfg.max_len - int(state.src_lengths.max()) - 1)
-        out, weights = [], []
-        for _ in range(max(steps, 0)):
-            logits, w, state = self.decode_step(state, prev)
-            prev = logits.argmax(-1).masked_fill(done, self.eos_id)  # (B,)
-            out.append(prev)
-            weights.append(w)
-            done = done | (prev == self.eos_id)
-            if bool(done.all()):
-                break
-        if not out:
-            return src.new_empty(B, 0), src.new_zeros(B, 0, src.shape[1], dtype=torch.float)
-        return torch.stack(out, 1), torch.stack(weights, 1)  # (B, L), (B, L, S)
+        room = self.cfg.max_len - int(src_lengths.max()) if len(src_lengths) else max_len
+        return greedy_decode(self, src, src_lengths, max(0, min(check_max_len(max_len), room)), use_cache)

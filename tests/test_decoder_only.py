@@ -106,6 +106,28 @@ def test_cached_decoding_equals_uncached(kw):
     assert torch.equal(tok1, tok0) and torch.allclose(w1, w0, atol=1e-5)
 
 
+def test_the_protocol_and_the_lesson_07_decoders():
+    import inspect
+
+    from course_utils.decoding import beam_search, greedy
+    from course_utils.protocols import TranslationModel
+
+    model = make(num_kv_heads=2, prefix=True)
+    assert isinstance(model, TranslationModel)
+    assert isinstance(inspect.getattr_static(DecoderOnly, "has_attention"), property)
+    src, lengths, _ = batch()
+    tokens, weights = model.greedy_decode(src, lengths, max_len=8)
+    result = greedy(model, src, lengths, max_len=8)
+    same = tokens.shape == result.tokens.shape and all(
+        torch.equal(tokens[i, :n], result.tokens[i, :n]) for i, n in enumerate(result.lengths.tolist()))
+    assert same, "course_utils.decoding.greedy reads the same tokens through decode_step"
+    one_beam = beam_search(model, src, lengths, beam_size=1, max_len=8)
+    assert torch.equal(one_beam.tokens, result.tokens), "a beam of 1 is greedy, through reorder_state"
+    beams = beam_search(model, src, lengths, beam_size=3, max_len=8)
+    assert beams.tokens.shape[0] == 3 and torch.isfinite(beams.scores).all()
+    assert model.greedy_decode(src, lengths, max_len=0)[0].shape == (3, 0)
+
+
 def test_reorder_state():
     model = make(num_kv_heads=2)
     src, lengths, tgt_in = batch()
