@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import course_utils
-from course_utils.attention import MultiHeadAttention, attention, causal_mask
+from course_utils.attention import MultiHeadAttention, attention, causal_mask, padding_mask
 
 Size = tuple[int, int, int, int]  # B, T, D, H
 DEFAULT_SIZES: list[Size] = [(8, T, D, H) for T in (128, 512, 1024) for D, H in ((256, 4), (768, 12))]
@@ -103,13 +103,12 @@ def bench_size(size: Size, device: torch.device, mask_kind: str, warmup: int, re
     # One mask, in both conventions: ours True = may attend, torch's True = may NOT attend.
     mask, torch_masks = None, {}
     if mask_kind == "causal":
-        mask = causal_mask(T, device=device)  # (T, T)
-        torch_masks = {"attn_mask": ~mask}
+        causal = causal_mask(T, device=device)  # (T, T)
+        mask, torch_masks = causal[None, None], {"attn_mask": ~causal}  # ours (1, 1, T, T): never read as (B, S)
     elif mask_kind == "padding":
         lengths = torch.randint(T // 2, T + 1, (B,), device=device)
-        keep = torch.arange(T, device=device) < lengths[:, None]  # (B, S)
-        mask = keep[:, None, None, :]  # (B, 1, 1, S)
-        torch_masks = {"key_padding_mask": ~keep}
+        mask = padding_mask(lengths, T)  # (B, 1, 1, S)
+        torch_masks = {"key_padding_mask": ~padding_mask(lengths, T, ndim=2)}  # (B, S), True = ignore
 
     def minimal() -> Tensor:  # the least one can write with PyTorch's fused kernel
         qh, kh, vh = (F.linear(x, proj.weight, proj.bias).view(B, T, H, Dh).transpose(1, 2)  # (B, H, T, Dh)

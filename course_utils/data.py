@@ -115,7 +115,7 @@ class Pair:
 
 
 TINY_EXAMPLE = Pair(("Tom", "chase", "Jerry"), ("汤姆", "追逐", "杰瑞"), ((0, 0), (1, 1), (2, 2)))
-"""The seed articles' example: Tom chase Jerry -> 汤姆 追逐 杰瑞. Introduced in notebook 00."""
+"""The course's running example, a dictionary lookup: Tom chase Jerry -> 汤姆 追逐 杰瑞. Introduced in notebook 00."""
 
 
 class _Builder:

@@ -23,6 +23,7 @@ from course_utils.attention import (
     attention,
     causal_mask,
     masked_softmax,
+    padding_mask,
 )
 
 B, T, S, DQ, DK, DV = 2, 5, 7, 6, 4, 3
@@ -47,10 +48,6 @@ def inputs_for(name: str, batch: int = B, t: int = T, s: int = S, seed: int = 0)
     dk = DQ if name.startswith("dot") else DK
     return (torch.randn(batch, t, DQ, generator=g), torch.randn(batch, s, dk, generator=g),
             torch.randn(batch, s, DV, generator=g))
-
-
-def padding_mask(lengths: list[int], s: int) -> torch.Tensor:
-    return torch.arange(s)[None, :] < torch.tensor(lengths)[:, None]  # (B, S)
 
 
 @st.composite
@@ -144,7 +141,7 @@ def test_scoring_attention_shapes_weights_and_untouched_inputs(name, mask_shape)
 def test_scoring_attention_fully_masked_query_gives_zeros_and_finite_gradients(name):
     module = scoring_modules()[name]
     queries, keys, values = (x.requires_grad_() for x in inputs_for(name))
-    mask = padding_mask([S, 0], S)[:, None, :]  # (B, 1, S): the second sentence has no keys at all
+    mask = padding_mask([S, 0], S, ndim=3)  # (B, 1, S): the second sentence has no keys at all
     context, weights = module(queries, keys, values, mask)
     assert torch.equal(weights[1], torch.zeros(T, S)) and torch.equal(context[1], torch.zeros(T, DV))
     (context.sum() + weights.sum()).backward()
@@ -155,7 +152,7 @@ def test_scoring_attention_fully_masked_query_gives_zeros_and_finite_gradients(n
 @pytest.mark.parametrize("scaled", [True, False])
 def test_dot_product_attention_equals_sdpa(scaled):
     queries, keys, values = inputs_for("dot")
-    mask = padding_mask([S, 3], S)[:, None, :]  # (B, 1, S)
+    mask = padding_mask([S, 3], S, ndim=3)  # (B, 1, S)
     context, _ = DotProductAttention(scaled=scaled)(queries, keys, values, mask)
     expected = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask,
                                               scale=None if scaled else 1.0)
@@ -173,7 +170,7 @@ def test_functional_attention_equals_sdpa_with_leading_dims():
 
 
 def test_additive_weights_follow_the_query():
-    # Regression test for the seed-000 bug: a query-blind score gives one row for all queries.
+    # Regression test for the concat-then-linear pitfall of notebook 03: a query-blind score gives one row for all queries.
     module = scoring_modules()["additive"]
     queries, keys, values = inputs_for("additive")
     _, weights = module(queries, keys, values)
@@ -264,8 +261,8 @@ def test_multihead_equals_torch(b, t, s, d_model, heads, mask_kind, bias, seed):
     mask, torch_masks = None, {}
     if mask_kind == "padding":
         lengths = torch.randint(1, s + 1, (b,), generator=g).tolist()
-        keep = padding_mask(lengths, s)  # (B, S)
-        mask, torch_masks = keep[:, None, None, :], {"key_padding_mask": ~keep}  # (B, 1, 1, S)
+        mask = padding_mask(lengths, s)  # (B, 1, 1, S)
+        torch_masks = {"key_padding_mask": ~padding_mask(lengths, s, ndim=2)}  # (B, S), True = ignore
     elif mask_kind == "causal":
         mask = causal_mask(t, s)  # (T, S)
         torch_masks = {"attn_mask": ~mask}
@@ -317,7 +314,7 @@ def test_multihead_padding_does_not_change_outputs():
     ours, _ = torch_pair(16, 4, True, 3)
     query, key = torch.randn(2, 3, 16), torch.randn(2, 4, 16)
     padded = torch.cat([key, torch.randn(2, 5, 16) * 100], dim=1)  # (B, 9, D): junk after step 4
-    keep = padding_mask([4, 4], 9)[:, None, None, :]  # (B, 1, 1, 9)
+    keep = padding_mask([4, 4], 9)  # (B, 1, 1, 9)
     for need_weights in (True, False):
         plain, _ = ours(query, key, key, need_weights=need_weights)
         masked, _ = ours(query, padded, padded, keep, need_weights=need_weights)

@@ -39,8 +39,7 @@ def test_shapes_and_kept_weights(seed, norm_first):
     assert weights.shape == (3, 6, 7)
     assert model.has_attention
     torch.testing.assert_close(weights.sum(-1), torch.ones(3, 6))
-    cross, dec_self, enc = (model.cross_attention_weights(), model.self_attention_weights(),
-                            model.encoder_attention_weights())
+    enc, dec_self, cross = model.attention_maps(src, lengths, tgt_in)
     assert [w.shape for w in cross] == [(3, 4, 6, 7)] * 2
     assert [w.shape for w in dec_self] == [(3, 4, 6, 6)] * 2
     assert [w.shape for w in enc] == [(3, 4, 7, 7)] * 2

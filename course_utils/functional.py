@@ -1,0 +1,237 @@
+"""The attention kernel and the mask rules, as plain functions.
+
+The bottom layer of the attention code: ``course_utils.scoring`` (the
+single-head modules), ``course_utils.positions`` and ``course_utils.multihead``
+build on it, and it imports nothing of the course but ``checks``.
+
+Masks are bool with True = "may attend". A query with nothing to attend to
+gets all-zero weights (and a zero context), never NaN.
+
+Shape letters as in ``course_utils``: B batch, H heads, T queries (target
+steps), S keys / values (source steps), Dq / Dv widths of queries and values.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from course_utils.checks import check_broadcastable, check_shape
+
+__all__ = [
+    "attention", "causal_mask", "check_mask", "check_module_mask", "dot_scores", "masked_softmax",
+    "open_empty_rows", "padding_mask", "sliding_window_mask", "weigh",
+]
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+# -------------------------------------------------------------- mask rules ---
+
+def check_mask(mask: Tensor, target: tuple[int, ...], pattern: str) -> None:
+    """Raise unless ``mask`` is a bool tensor that broadcasts to ``target``.
+
+    ``pattern`` describes ``target`` in shape letters, e.g. "(B, T, S)".
+    The generic rule of ``masked_softmax`` and ``attention()``; the modules
+    use the stricter :func:`check_module_mask`. Introduced in notebook 02.
+    """
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+        raise TypeError(f"mask: expected a bool tensor (True = may attend), got {got}")
+    check_broadcastable("mask", mask, target, pattern)
+
+
+def check_module_mask(mask: Tensor, sizes: dict[str, int], accepted: str) -> None:
+    """The mask rule of the attention modules: never read a mask in the wrong shape.
+
+    ``sizes`` names the dims of the full mask in order, e.g. ``{"B": 2, "H": 4,
+    "T": 5, "S": 7}``; ``accepted`` lists the shapes the module accepts (for
+    the error message). A mask of lower rank broadcasts from the right, so its
+    first dim stands for a later letter (a 2-D mask is (T, S) for
+    ``MultiHeadAttention``). When that first dim equals B > 1 and the letter it
+    stands for is also B wide (a (B, S) padding mask with B == T, a (B, T, S)
+    mask with B == H), the mask could be either: it is rejected, never guessed.
+    A 1-D mask is always (S,): no per-sentence mask has one dim.
+    Introduced in notebook 06.
+    """
+    letters, target = list(sizes), tuple(sizes.values())
+    pattern = "(" + ", ".join(letters) + ")"
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+        raise TypeError(f"mask: expected a bool tensor (True = may attend), got {got}")
+    shape = tuple(mask.shape)
+    if not 1 <= len(shape) <= len(target):
+        raise ValueError(f"mask: expected 1 to {len(target)} dims broadcastable to {pattern} = {target}, "
+                         f"got {len(shape)} dims {shape}; accepted: {accepted}")
+    B = sizes[letters[0]]
+    first = letters[len(target) - len(shape)]  # the letter the mask's first dim stands for
+    if 2 <= len(shape) < len(target) and B > 1 and shape[0] == B and sizes[first] == B:
+        read = "(" + ", ".join(letters[len(target) - len(shape):]) + ")"
+        raise ValueError(
+            f"mask: shape {shape} is ambiguous: a {len(shape)}-D mask is read as {read}, but its first dim "
+            f"{shape[0]} is also the batch size {letters[0]}={B}, so it may be a per-sentence mask. Give "
+            f"all {len(target)} dims: accepted {accepted}")
+    try:
+        check_broadcastable("mask", mask, target, pattern)
+    except ValueError as err:
+        raise ValueError(f"{err}; accepted: {accepted}") from None
+
+
+def open_empty_rows(mask: Tensor, dim: int = -1) -> tuple[Tensor, Tensor | None]:
+    """Let rows of ``mask`` that allow nothing along ``dim`` allow everything.
+
+    Returns the new mask and the rows it opened (bool, size 1 along ``dim``),
+    or the mask itself and None when every row allows something. A softmax
+    over an opened row is finite, values and gradients; the caller then sets
+    the result of those rows to zero. Costs a reduction over the mask only.
+    Introduced in notebook 02.
+    """
+    has_key = mask.any(dim, keepdim=True)  # mask's shape, size 1 along dim
+    if bool(has_key.all()):
+        return mask, None
+    return mask | ~has_key, ~has_key
+
+
+def causal_mask(T: int, S: int | None = None, device: torch.device | str | None = None) -> Tensor:
+    """(T, S) bool mask, True where query t may attend to key s, i.e. s <= t.
+
+    ``S`` defaults to ``T`` (self-attention). Lower triangular: query t sees
+    keys 0..t, never a later one. Introduced in notebook 04.
+    """
+    S = T if S is None else S
+    return torch.ones(T, S, dtype=torch.bool, device=device).tril()  # (T, S)
+
+
+def sliding_window_mask(T: int, window: int, device: torch.device | str | None = None) -> Tensor:
+    """(T, T) bool mask: query t sees keys t-window+1 .. t (causal, at most ``window`` keys).
+
+    ``window=1``: each step sees itself only; ``window >= T``: the causal
+    mask. For ``MultiHeadAttention`` (both paths) pass it as
+    ``mask[None, None]`` (1, 1, T, T) when the batch size equals T.
+    Introduced in notebook 09.
+    """
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window: expected an int >= 1 (the number of keys each query sees), got {window!r}")
+    steps = torch.arange(T, device=device)  # (T,)
+    gap = steps[:, None] - steps[None, :]  # (T, 1) - (1, T) -> (T, T): query t minus key s
+    return (gap >= 0) & (gap < window)  # (T, T)
+
+
+def padding_mask(lengths: Tensor, max_len: int | None = None, ndim: int = 4) -> Tensor:
+    """Bool padding mask from sentence lengths: True at the real tokens.
+
+    ``max_len`` (the padded width S) defaults to the longest length. ``ndim``
+    picks the layout each consumer accepts without ambiguity:
+    4 -> (B, 1, 1, S) for ``MultiHeadAttention``, 3 -> (B, 1, S) for the
+    single-head modules, 2 -> (B, S). Introduced in notebook 04.
+
+    Shapes:
+        lengths (B,) ints -> (B, 1, 1, S), (B, 1, S) or (B, S)
+    """
+    if not isinstance(lengths, Tensor):
+        lengths = torch.as_tensor(lengths)
+    check_shape("lengths", lengths, ("B",))
+    if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.is_complex():
+        raise TypeError(f"lengths: expected integer lengths, got dtype {lengths.dtype}")
+    if ndim not in (2, 3, 4):
+        raise ValueError(f"ndim: expected 2 (B, S), 3 (B, 1, S) or 4 (B, 1, 1, S), got {ndim!r}")
+    longest = int(lengths.max()) if len(lengths) else 0
+    S = longest if max_len is None else max_len
+    if len(lengths) and int(lengths.min()) < 0:
+        raise ValueError(f"lengths: expected values >= 0, got {lengths.tolist()}")
+    if longest > S:
+        raise ValueError(f"lengths: expected values <= max_len={S}, got {lengths.tolist()}")
+    keep = torch.arange(S, device=lengths.device)[None, :] < lengths[:, None]  # (1, S) < (B, 1) -> (B, S)
+    return keep.view(keep.shape[0], *([1] * (ndim - 2)), S)  # (B, S) -> (B, [1, [1,]] S)
+
+
+# ------------------------------------------------------------ the softmax ---
+
+def masked_softmax(scores: Tensor, mask: Tensor | None = None, dim: int = -1) -> Tensor:
+    """Softmax of ``scores`` over ``dim`` where only ``mask``-ed positions count.
+
+    ``mask`` is bool, True = may attend, broadcastable to ``scores``. Masked
+    positions get exactly 0. A row with no allowed position gets all-zero
+    weights and zero gradients, never NaN. The inputs are not modified.
+    Introduced in notebook 02.
+
+    Shapes:
+        scores (...), mask broadcastable to scores' shape or None -> weights, scores' shape
+    """
+    if mask is not None:
+        check_mask(mask, tuple(scores.shape), "scores")
+    return _masked_softmax(scores, mask, dim)
+
+
+def _masked_softmax(scores: Tensor, mask: Tensor | None, dim: int = -1, scratch: bool = False) -> Tensor:
+    # The mask is added as a (mask-sized) bias of 0 / -inf, as nn.MultiheadAttention does:
+    # unlike masked_fill, an addition passes its gradient back without a new (..., T, S) tensor.
+    # scratch=True: ``scores`` is a fresh product that nothing else holds (the output of
+    # dot_scores), so the bias is added in place and, when autograd is not recording,
+    # the softmax is taken in place too: each saves allocating a (..., T, S) tensor.
+    empty = None
+    if mask is not None:
+        mask, empty = open_empty_rows(mask, dim)
+        bias = torch.zeros_like(mask, dtype=scores.dtype).masked_fill_(~mask, float("-inf"))  # mask's shape
+        scores = scores.add_(bias) if scratch else scores + bias  # exp(-inf) = 0 exactly
+    in_place = scratch and not (torch.is_grad_enabled() and scores.requires_grad)
+    weights = torch.softmax(scores, dim, out=scores) if in_place else torch.softmax(scores, dim)
+    return weights if empty is None else weights.masked_fill(empty, 0.0)
+
+
+# ------------------------------------------------------------- the kernel ---
+
+def dot_scores(queries: Tensor, keys: Tensor, scale: float) -> Tensor:
+    """``scale * queries @ keys^T`` over any leading dims, (..., T, S).
+
+    The scale is applied to the queries, the smaller tensor, not the scores.
+    Introduced in notebook 04.
+    """
+    return (queries * scale) @ keys.transpose(-2, -1)  # (..., T, D) @ (..., D, S) -> (..., T, S)
+
+
+def weigh(scores: Tensor, values: Tensor, mask: Tensor | None,
+          dropout_p: float = 0.0, scratch: bool = False) -> tuple[Tensor, Tensor]:
+    """Masked softmax of ``scores``, then the weighted average of ``values``.
+
+    Returns ``(context, weights)``; dropout (when ``dropout_p`` > 0) acts on
+    the weights used for the context, the returned weights are not dropped.
+    ``scratch=True`` lets ``scores`` be overwritten: only for the fresh output
+    of ``dot_scores`` (a subclass's ``score()`` may be kept by autograd).
+    Introduced in notebook 03.
+
+    Shapes:
+        scores (..., T, S), values (..., S, Dv), mask broadcastable to (..., T, S) or None
+        -> context (..., T, Dv), weights (..., T, S)
+    """
+    weights = _masked_softmax(scores, mask, -1, scratch)  # (..., T, S)
+    mixed = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
+    return mixed @ values, weights  # (..., T, S) @ (..., S, Dv) -> (..., T, Dv)
+
+
+def attention(queries: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None = None,
+              scale: float | None = None) -> tuple[Tensor, Tensor]:
+    """Scaled dot-product attention, spelled out: matmul, masked softmax, matmul.
+
+    ``scale`` defaults to 1 / sqrt(Dq). Same result as
+    ``F.scaled_dot_product_attention`` (which returns no weights), except
+    that a query with nothing to attend to gets a zero context everywhere.
+    Introduced in notebook 04.
+
+    Shapes:
+        queries (..., T, Dq), keys (..., S, Dq), values (..., S, Dv), the
+        same leading dims; mask broadcastable to (..., T, S) or None
+        -> context (..., T, Dv), weights (..., T, S)
+    """
+    if queries.dim() < 2:
+        raise ValueError(f"queries: expected shape (..., T, Dq), got {tuple(queries.shape)}")
+    lead = tuple(queries.shape[:-2])
+    bound = check_shape("queries", queries, (*lead, "T", "Dq"))
+    check_shape("keys", keys, (*lead, "S", "Dq"), bound)
+    check_shape("values", values, (*lead, "S", "Dv"), bound)
+    if mask is not None:
+        check_mask(mask, (*lead, bound["T"], bound["S"]), "(..., T, S)")
+    scale = 1.0 / math.sqrt(bound["Dq"]) if scale is None else scale
+    return weigh(dot_scores(queries, keys, scale), values, mask, scratch=True)
