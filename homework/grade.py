@@ -53,6 +53,7 @@ MARKER = ".homework-grades"
 MAX_NOTEBOOK = 8 * 1024**2  # bytes of a submitted notebook
 MAX_FILES, MAX_FOLDER = 32, 16 * 1024**2  # other regular files copied from its folder, and their bytes
 MAX_SOURCE = 1024**2  # characters of one code cell
+MAX_CELLS = 1000  # code cells of one notebook
 MAX_RUNS = 12  # sandbox runs per submission, the first included
 
 
@@ -277,6 +278,9 @@ def parse_cells(data: bytes, spec: specs.Spec) -> tuple[list[dict] | None, list[
     for raw in raw_cells:
         if not isinstance(raw, dict) or raw.get("cell_type") != "code":
             continue
+        if len(cells) >= MAX_CELLS:
+            notes.append(f"more than {MAX_CELLS} code cells: the rest were not run")
+            break
         source = raw.get("source", "")
         if isinstance(source, list) and all(isinstance(s, str) for s in source):
             source = "".join(source)
