@@ -108,14 +108,21 @@ class TensorMemory(TorchDispatchMode):
 
     ``with TensorMemory() as meter: out = f(x)`` then ``meter.peak`` (bytes). Storages
     shared by views count once; a tensor freed inside the block stops counting.
-    Introduced in notebook 06.
+    With ``table=N``, ``meter.tables`` counts the new tensors of at least N elements
+    (``table=T * S``: how many whole (T, S) score tables were made).
+    Introduced in notebook 06 (``table`` in notebook 09).
     """
+
+    def __init__(self, table: int | None = None) -> None:
+        super().__init__()
+        self.table = table
 
     def __enter__(self) -> TensorMemory:
         self.live: dict[int, tuple[int, int]] = {}
         self.outside: set[int] = set()
         self.now = 0
         self.peak = 0
+        self.tables = 0
         return super().__enter__()
 
     def _free(self, key: int) -> None:
@@ -142,6 +149,7 @@ class TensorMemory(TorchDispatchMode):
             if count == 0:  # a new storage (views share their base's)
                 self.now += nbytes
                 self.peak = max(self.peak, self.now)
+                self.tables += self.table is not None and t.numel() >= self.table
             self.live[key] = (count + 1, nbytes)
             weakref.finalize(t, self._free, key)
         return out

@@ -47,6 +47,17 @@ def test_tensor_memory_counts_new_storages_once_and_not_the_inputs():
     assert meter.peak <= 2 * 1024 * 4
 
 
+def test_tensor_memory_counts_whole_tables():
+    q, k = torch.randn(64, 8), torch.randn(64, 8)
+    with TensorMemory(table=64 * 64) as meter:
+        torch.softmax(q @ k.T, dim=-1)  # two (64, 64) tensors: the scores and the weights
+        q @ k[:16].T  # a (64, 16) block: not a whole table
+    assert meter.tables == 2
+    with TensorMemory() as meter:
+        q @ k.T
+    assert meter.tables == 0, "without table=, nothing is counted"
+
+
 def test_timers_give_positive_milliseconds_and_check_their_arguments():
     calls = []
     fn = lambda n: calls.append(n) or sum(range(n))  # noqa: E731
