@@ -243,8 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                      "unset COURSE_FAST")
     notebooks = [p.resolve() for p in args.notebooks] or sorted((ROOT / "notebooks").glob(LESSON_GLOB))
     if not notebooks:
-        print(f"no lesson notebooks (notebooks/{LESSON_GLOB}) yet: nothing to run")
-        return 0
+        parser.error(f"no notebooks to run: none given and none matches notebooks/{LESSON_GLOB}")
 
     env = dict(os.environ)
     # ipykernel's inline backend draws the figures stored by --write; an inherited

@@ -16,8 +16,9 @@ Tensors are batch first: a batch of source sentences is (B, S), its embeddings
 (B, S, E), attention weights (B, T, S) or, with heads, (B, H, T, S).
 Masks are bool with True = "may attend".
 """
-from course_utils.device import describe_device, pick_device
+from course_utils.device import DEFAULT_THREADS, course_threads, describe_device, pick_device, set_threads
 from course_utils.seed import DEFAULT_SEED, set_seed
 
-__all__ = ["DEFAULT_SEED", "describe_device", "pick_device", "set_seed"]
+__all__ = ["DEFAULT_SEED", "DEFAULT_THREADS", "course_threads", "describe_device", "pick_device",
+           "set_seed", "set_threads"]
 __version__ = "0.1.0"

@@ -60,6 +60,36 @@ def check_broadcastable(name: str, tensor: torch.Tensor, target: Sequence[int],
         raise ValueError(f"{name}: expected a shape broadcastable to {pattern} = {tuple(target)}, got {shape}")
 
 
+def check_int(name: str, value: object, minimum: int = 0, what: str = "") -> int:
+    """``value`` if it is an int (not a bool) >= ``minimum``, else a ValueError naming ``name``.
+
+    ``what`` says what the number means, e.g. "the most tokens to decode".
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        meaning = f" ({what})" if what else ""
+        raise ValueError(f"{name}: expected an int >= {minimum}{meaning}, got {value!r}")
+    return value
+
+
+def check_lengths(src: torch.Tensor, src_lengths: torch.Tensor) -> dict[str, int]:
+    """Check a padded batch ``src`` (B, S) and its ``src_lengths`` (B,); return {"B", "S"}.
+
+    Every length must be an integer in 1..S and the batch must hold at least
+    one sentence; the errors name the argument, the values and the shape.
+    """
+    bound = check_shape("src", src, ("B", "S"))
+    check_shape("src_lengths", src_lengths, ("B",), bound)
+    if bound["B"] == 0:
+        raise ValueError(f"src: expected at least one sentence, got shape {tuple(src.shape)}")
+    if src_lengths.dtype.is_floating_point or src_lengths.dtype == torch.bool or src_lengths.is_complex():
+        raise TypeError(f"src_lengths: expected integer lengths, got dtype {src_lengths.dtype}")
+    S = bound["S"]
+    if int(src_lengths.min()) < 1 or int(src_lengths.max()) > S:
+        raise ValueError(f"src_lengths: expected values in 1..S={S} for src of shape {tuple(src.shape)}, "
+                         f"got {src_lengths.tolist()}")
+    return bound
+
+
 def check_same_dtype(**tensors: torch.Tensor) -> torch.dtype:
     """Check that the named tensors share one dtype and return it.
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from course_utils.checks import check_broadcastable, check_shape
+from course_utils.checks import check_broadcastable, check_int, check_same_dtype, check_shape
 
 __all__ = [
     "attention", "causal_mask", "check_mask", "check_module_mask", "dot_scores", "masked_softmax",
@@ -37,10 +37,14 @@ def check_mask(mask: Tensor, target: tuple[int, ...], pattern: str) -> None:
     The generic rule of ``masked_softmax`` and ``attention()``; the modules
     use the stricter :func:`check_module_mask`. Introduced in notebook 02.
     """
+    _check_bool(mask)
+    check_broadcastable("mask", mask, target, pattern)
+
+
+def _check_bool(mask: object) -> None:
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
         got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
         raise TypeError(f"mask: expected a bool tensor (True = may attend), got {got}")
-    check_broadcastable("mask", mask, target, pattern)
 
 
 def check_module_mask(mask: Tensor, sizes: dict[str, int], accepted: str) -> None:
@@ -58,9 +62,7 @@ def check_module_mask(mask: Tensor, sizes: dict[str, int], accepted: str) -> Non
     """
     letters, target = list(sizes), tuple(sizes.values())
     pattern = "(" + ", ".join(letters) + ")"
-    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
-        got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
-        raise TypeError(f"mask: expected a bool tensor (True = may attend), got {got}")
+    _check_bool(mask)
     shape = tuple(mask.shape)
     if not 1 <= len(shape) <= len(target):
         raise ValueError(f"mask: expected 1 to {len(target)} dims broadcastable to {pattern} = {target}, "
@@ -112,8 +114,7 @@ def sliding_window_mask(T: int, window: int, device: torch.device | str | None =
     ``mask[None, None]`` (1, 1, T, T) when the batch size equals T.
     Introduced in notebook 09.
     """
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(f"window: expected an int >= 1 (the number of keys each query sees), got {window!r}")
+    check_int("window", window, 1, "the number of keys each query sees")
     steps = torch.arange(T, device=device)  # (T,)
     gap = steps[:, None] - steps[None, :]  # (T, 1) - (1, T) -> (T, T): query t minus key s
     return (gap >= 0) & (gap < window)  # (T, T)
@@ -153,29 +154,47 @@ def masked_softmax(scores: Tensor, mask: Tensor | None = None, dim: int = -1) ->
     """Softmax of ``scores`` over ``dim`` where only ``mask``-ed positions count.
 
     ``mask`` is bool, True = may attend, broadcastable to ``scores``. Masked
-    positions get exactly 0. A row with no allowed position gets all-zero
-    weights and zero gradients, never NaN. The inputs are not modified.
+    positions get exactly 0 whatever their score (even NaN or inf: a masked
+    score is replaced, never added to). A row with no allowed position gets
+    all-zero weights and zero gradients, never NaN. ``dim`` counts in the
+    scores' dims, also with a lower-rank mask. The inputs are not modified.
     Introduced in notebook 02.
 
     Shapes:
         scores (...), mask broadcastable to scores' shape or None -> weights, scores' shape
     """
+    if not isinstance(scores, Tensor):
+        raise TypeError(f"scores: expected a torch.Tensor, got {type(scores).__name__}")
     if mask is not None:
         check_mask(mask, tuple(scores.shape), "scores")
-    return _masked_softmax(scores, mask, dim)
+    return _masked_softmax(scores, mask, _softmax_dim(dim, scores))
+
+
+def _softmax_dim(dim: object, scores: Tensor) -> int:
+    """``dim`` as a negative index into ``scores`` (so that it names the same dim of a shorter mask)."""
+    n = scores.dim()
+    if isinstance(dim, bool) or not isinstance(dim, int) or not -n <= dim < n:
+        raise ValueError(f"dim: expected an int in {-n}..{n - 1} for scores of shape {tuple(scores.shape)}, "
+                         f"got {dim!r}")
+    return dim - n if dim >= 0 else dim
 
 
 def _masked_softmax(scores: Tensor, mask: Tensor | None, dim: int = -1, scratch: bool = False) -> Tensor:
-    # The mask is added as a (mask-sized) bias of 0 / -inf, as nn.MultiheadAttention does:
-    # unlike masked_fill, an addition passes its gradient back without a new (..., T, S) tensor.
+    # ``dim`` < 0 here. Masked scores are *replaced* by -inf (masked_fill), so a NaN or inf
+    # there cannot reach the row's sum; a row with no allowed key gets scores 0 (a finite
+    # softmax, values and gradients) and is set to zero afterwards.
     # scratch=True: ``scores`` is a fresh product that nothing else holds (the output of
-    # dot_scores), so the bias is added in place and, when autograd is not recording,
-    # the softmax is taken in place too: each saves allocating a (..., T, S) tensor.
+    # dot_scores), so it is filled in place and, when autograd is not recording, the softmax
+    # is taken in place too: each saves allocating a (..., T, S) tensor.
     empty = None
     if mask is not None:
-        mask, empty = open_empty_rows(mask, dim)
-        bias = torch.zeros_like(mask, dtype=scores.dtype).masked_fill_(~mask, float("-inf"))  # mask's shape
-        scores = scores.add_(bias) if scratch else scores + bias  # exp(-inf) = 0 exactly
+        mask = mask.view((1,) * (scores.dim() - mask.dim()) + tuple(mask.shape))  # scores' rank, dims of size 1
+        has_key = mask.any(dim, keepdim=True)  # mask's shape, size 1 along dim
+        empty = None if bool(has_key.all()) else ~has_key
+        fill = scores.masked_fill_ if scratch else scores.masked_fill
+        scores = fill(~mask, float("-inf"))  # exp(-inf) = 0 exactly
+        if empty is not None:
+            scores = scores.masked_fill_(empty, 0.0)  # scores is a new tensor by now
     in_place = scratch and not (torch.is_grad_enabled() and scores.requires_grad)
     weights = torch.softmax(scores, dim, out=scores) if in_place else torch.softmax(scores, dim)
     return weights if empty is None else weights.masked_fill(empty, 0.0)
@@ -187,8 +206,12 @@ def dot_scores(queries: Tensor, keys: Tensor, scale: float) -> Tensor:
     """``scale * queries @ keys^T`` over any leading dims, (..., T, S).
 
     The scale is applied to the queries, the smaller tensor, not the scores.
+    float16 / bfloat16 inputs give float32 scores: a score above 65504 would
+    be inf in float16 (and its softmax NaN), where SDPA computes in float32.
     Introduced in notebook 04.
     """
+    if queries.dtype in _LOW_PRECISION:
+        queries, keys = queries.float(), keys.float()
     return (queries * scale) @ keys.transpose(-2, -1)  # (..., T, D) @ (..., D, S) -> (..., T, S)
 
 
@@ -206,7 +229,7 @@ def weigh(scores: Tensor, values: Tensor, mask: Tensor | None,
         scores (..., T, S), values (..., S, Dv), mask broadcastable to (..., T, S) or None
         -> context (..., T, Dv), weights (..., T, S)
     """
-    weights = _masked_softmax(scores, mask, -1, scratch)  # (..., T, S)
+    weights = _masked_softmax(scores, mask, -1, scratch).to(values.dtype)  # (..., T, S), float32 scores cast back
     mixed = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
     return mixed @ values, weights  # (..., T, S) @ (..., S, Dv) -> (..., T, Dv)
 
@@ -231,6 +254,7 @@ def attention(queries: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None
     bound = check_shape("queries", queries, (*lead, "T", "Dq"))
     check_shape("keys", keys, (*lead, "S", "Dq"), bound)
     check_shape("values", values, (*lead, "S", "Dv"), bound)
+    check_same_dtype(queries=queries, keys=keys, values=values)
     if mask is not None:
         check_mask(mask, (*lead, bound["T"], bound["S"]), "(..., T, S)")
     scale = 1.0 / math.sqrt(bound["Dq"]) if scale is None else scale

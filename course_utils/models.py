@@ -7,7 +7,8 @@
 * :class:`AttentionDecoder`: every step asks an attention module for a fresh
   context over all encoder states. Any module with the course's attention
   signature plugs in (additive, dot, general, ...). Notebook 03.
-* :class:`Seq2Seq`: teacher-forced ``forward`` and ``greedy_decode``.
+* :class:`Seq2Seq`: teacher-forced ``forward``, one-step ``decode_step`` and
+  ``greedy_decode`` (the ``course_utils.protocols.TranslationModel`` contract).
 
 Both decoders run their GRU over the whole (teacher-forced) target at once and
 attend afterwards, the arrangement of Luong et al. (2015): the query for output
@@ -22,8 +23,10 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from course_utils import scoring as att
-from course_utils.checks import check_shape
+from course_utils.checks import check_lengths, check_shape
+from course_utils.data import Vocab
 from course_utils.functional import padding_mask
+from course_utils.protocols import greedy_decode
 
 
 @dataclass
@@ -39,7 +42,7 @@ class Seq2SeqConfig:
     emb_dim: int = 64
     hidden_dim: int = 64
     dropout: float = 0.0
-    pad_id: int = 0
+    pad_id: int = Vocab.pad_id
 
     @property
     def state_dim(self) -> int:
@@ -112,8 +115,8 @@ class FixedContextDecoder(nn.Module):
 def make_attention(kind: str | nn.Module, dim: int) -> nn.Module:
     """An attention module for queries, keys and values of width ``dim``.
 
-    ``kind``: "additive", "dot", "scaled_dot", "general", "concat" (the seed-000
-    pitfall) or a ready module. Introduced in notebook 03.
+    ``kind``: "additive", "dot", "scaled_dot", "general", "concat" (the query-blind
+    pitfall of notebook 03) or a ready module. Introduced in notebook 03.
     """
     if isinstance(kind, nn.Module):
         return kind
@@ -169,12 +172,19 @@ class AttentionDecoder(nn.Module):
 
 
 class Seq2Seq(nn.Module):
-    """Encoder + decoder with teacher forcing and greedy decoding. Introduced in notebook 01."""
+    """Encoder + decoder with teacher forcing and greedy decoding. Introduced in notebook 01.
 
-    def __init__(self, encoder: Encoder, decoder: nn.Module, bos_id: int = 1, eos_id: int = 2) -> None:
+    Follows ``course_utils.protocols.TranslationModel``: ``bos_id`` / ``eos_id``
+    default to the vocabulary's (``Vocab``), ``pad_id`` is the config's;
+    ``start_decoding`` / ``decode_step`` / ``reorder_state`` decode one word at a
+    time (the GRU's hidden state is all there is to keep, so ``use_cache`` changes nothing).
+    """
+
+    def __init__(self, encoder: Encoder, decoder: nn.Module, bos_id: int = Vocab.bos_id,
+                 eos_id: int = Vocab.eos_id) -> None:
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
-        self.bos_id, self.eos_id = bos_id, eos_id
+        self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, encoder.cfg.pad_id
 
     @classmethod
     def build(cls, cfg: Seq2SeqConfig, attention: str | nn.Module | None = None) -> Seq2Seq:
@@ -184,9 +194,11 @@ class Seq2Seq(nn.Module):
 
     @property
     def has_attention(self) -> bool:
+        """True when ``forward`` and ``greedy_decode`` return attention weights."""
         return self.decoder.has_attention
 
     def _memory(self, src: torch.Tensor, src_lengths: torch.Tensor) -> dict:
+        check_lengths(src, src_lengths)
         states, final = self.encoder(src, src_lengths)
         src_mask = padding_mask(src_lengths.to(src.device), src.shape[1], ndim=2)  # (B, S)
         return self.decoder.start(states, final, src_mask)
@@ -196,35 +208,50 @@ class Seq2Seq(nn.Module):
         """Teacher-forced pass.
 
         Shapes:
-            src (B, S), src_lengths (B,), tgt_in (B, T) = <bos> y
-            -> logits (B, T, V), weights (B, T, S) or None
+            src (B, S), src_lengths (B,) in 1..S, tgt_in (B, T) = <bos> y
+            -> logits (B, T, V), weights (B, T, S) or None (differentiable)
         """
         b = check_shape("src", src, ("B", "S"))
         check_shape("tgt_in", tgt_in, ("B", "T"), b)
         logits, weights, _ = self.decoder(tgt_in, self._memory(src, src_lengths))
         return logits, weights
 
+    def start_decoding(self, src: torch.Tensor, src_lengths: torch.Tensor, use_cache: bool = True) -> dict:
+        """The decoder's memory of the source, batch-first, for ``decode_step``.
+
+        Shapes:
+            src (B, S), src_lengths (B,) -> {"hidden": (B, 1, D), and "context" (B, D)
+            or "states" (B, S, D) with "mask" (B, 1, S)}
+        """
+        memory = self._memory(src, src_lengths)
+        hidden = memory.pop("hidden").transpose(0, 1)  # (1, B, D) -> (B, 1, D): batch first
+        return {**memory, "hidden": hidden}
+
+    def decode_step(self, state: dict, prev_tokens: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
+        """Feed one token per sentence; return the next word's logits, the weights and the new state.
+
+        Shapes:
+            prev_tokens (B,) -> logits (B, V), weights (B, S) or None, state
+        """
+        check_shape("prev_tokens", prev_tokens, (state["hidden"].shape[0],))
+        memory = {k: v for k, v in state.items() if k != "hidden"}
+        hidden = state["hidden"].transpose(0, 1).contiguous()  # (B, 1, D) -> (1, B, D)
+        logits, weights, hidden = self.decoder(prev_tokens[:, None], memory, hidden)  # (B, 1, V), (B, 1, S)
+        new = {**memory, "hidden": hidden.transpose(0, 1)}  # (1, B, D) -> (B, 1, D)
+        return logits[:, 0], (None if weights is None else weights[:, 0]), new  # (B, V), (B, S)
+
+    def reorder_state(self, state: dict, index: torch.Tensor) -> dict:
+        """The state of the sentences ``index`` (B',), picked or repeated (beam search)."""
+        return {k: v.index_select(0, index) for k, v in state.items()}
+
     @torch.no_grad()
     def greedy_decode(self, src: torch.Tensor, src_lengths: torch.Tensor, max_len: int = 60
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Translate by always taking the most likely next word.
+        """Translate by always taking the most likely next word (``protocols.greedy_decode``).
 
         Shapes:
             src (B, S), src_lengths (B,) -> tokens (B, L), weights (B, L, S) or None,
-            with L <= max_len; positions after <eos> hold <eos>.
+            with L <= max_len (``max_len=0``: (B, 0) and (B, 0, S)); positions after <eos> hold <eos>.
         """
-        check_shape("src", src, ("B", "S"))
-        memory = self._memory(src, src_lengths)
-        y = torch.full((src.shape[0], 1), self.bos_id, dtype=torch.long, device=src.device)  # (B, 1)
-        hidden, tokens, weights = None, [], []
-        done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)  # (B,)
-        for _ in range(max_len):
-            logits, w, hidden = self.decoder(y, memory, hidden)  # (B, 1, V)
-            y = logits.argmax(-1).masked_fill(done[:, None], self.eos_id)  # (B, 1)
-            tokens.append(y)
-            if w is not None:
-                weights.append(w)
-            done = done | (y[:, 0] == self.eos_id)
-            if bool(done.all()):
-                break
-        return torch.cat(tokens, 1), (torch.cat(weights, 1) if weights else None)  # (B, L), (B, L, S)
+        return greedy_decode(self, src, src_lengths, max_len)

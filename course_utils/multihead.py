@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_utils.checks import check_same_dtype, check_shape
+from course_utils.checks import check_int, check_same_dtype, check_shape
 from course_utils.functional import check_module_mask, dot_scores, open_empty_rows, weigh
 
 __all__ = ["KVCache", "MultiHeadAttention"]
@@ -68,12 +68,6 @@ class KVCache(NamedTuple):
         return KVCache(self.k.index_select(0, index), self.v.index_select(0, index))  # (B', Hkv, L, Dh)
 
 
-def _check_count(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-    return value
-
-
 class MultiHeadAttention(nn.Module):
     """H scaled dot-product attentions side by side on D / H wide slices.
 
@@ -97,9 +91,9 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
                  num_kv_heads: int | None = None) -> None:
         super().__init__()
-        _check_count("d_model", d_model)
-        _check_count("num_heads", num_heads)
-        num_kv_heads = num_heads if num_kv_heads is None else _check_count("num_kv_heads", num_kv_heads)
+        check_int("d_model", d_model, 1)
+        check_int("num_heads", num_heads, 1)
+        num_kv_heads = num_heads if num_kv_heads is None else check_int("num_kv_heads", num_kv_heads, 1)
         if d_model % num_heads != 0:
             raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
         if num_heads % num_kv_heads != 0:

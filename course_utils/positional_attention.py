@@ -71,8 +71,8 @@ class PositionalAttention(MultiHeadAttention):
 class NoPositions(nn.Module):
     """Adds nothing: the embeddings go in as they are. Introduced in notebook 08."""
 
-    def forward(self, x: Tensor, positions: Tensor | None = None) -> Tensor:
-        """Shapes: x (B, S, D) -> (B, S, D), the same tensor."""
+    def forward(self, x: Tensor, positions: Tensor | None = None, offset: int = 0) -> Tensor:
+        """Shapes: x (B, S, D) -> (B, S, D), the same tensor (positions and offset are ignored)."""
         return x
 
 

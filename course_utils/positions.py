@@ -25,7 +25,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from course_utils.checks import check_shape
+from course_utils.checks import check_int, check_shape
 
 __all__ = ["ALiBi", "LearnedPositionalEmbedding", "PositionalEncoding", "RelativePositionBias", "RotaryEmbedding",
            "alibi_slopes", "relative_position_bucket", "rotate_half"]
@@ -50,17 +50,22 @@ class PositionalEncoding(nn.Module):
         pe[:, 1::2] = torch.cos(angle[:, : d_model // 2])
         self.register_buffer("pe", pe.to(torch.get_default_dtype()), persistent=False)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Add positions 0..S-1 to a batch of sequences.
+    def forward(self, x: Tensor, offset: int = 0) -> Tensor:
+        """Add positions offset..offset+S-1 to a batch of sequences.
+
+        ``offset`` > 0 continues a sequence (one decoding step at position
+        ``offset``, say).
 
         Shapes:
-            x (B, S, D) with S <= max_len -> (B, S, D)
+            x (B, S, D) with offset + S <= max_len -> (B, S, D)
         """
         bound = check_shape("x", x, ("B", "S", "D"), {"D": self.d_model})
-        if bound["S"] > self.max_len:
-            raise ValueError(f"x: {bound['S']} steps, more than max_len={self.max_len} "
+        check_int("offset", offset, 0)
+        end = offset + bound["S"]
+        if end > self.max_len:
+            raise ValueError(f"x: {bound['S']} steps from offset {offset}, more than max_len={self.max_len} "
                              f"of this PositionalEncoding, got {tuple(x.shape)}")
-        return self.dropout(x + self.pe[: bound["S"]].to(x.dtype))  # (B, S, D) + (S, D)
+        return self.dropout(x + self.pe[offset:end].to(x.dtype))  # (B, S, D) + (S, D)
 
 
 def _check_positions(name: str, pos: Tensor) -> None:
@@ -86,15 +91,16 @@ class LearnedPositionalEmbedding(nn.Module):
         nn.init.normal_(self.embedding.weight, std=1.0)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, positions: Tensor | None = None) -> Tensor:
-        """Add the vectors of ``positions`` (default 0..S-1).
+    def forward(self, x: Tensor, positions: Tensor | None = None, offset: int = 0) -> Tensor:
+        """Add the vectors of ``positions`` (default offset..offset+S-1, as ``PositionalEncoding``).
 
         Shapes:
             x (B, S, D), positions (S,) or None -> (B, S, D)
         """
         bound = check_shape("x", x, ("B", "S", "D"), {"D": self.d_model})
         if positions is None:
-            positions = torch.arange(bound["S"], device=x.device)  # (S,)
+            check_int("offset", offset, 0)
+            positions = torch.arange(offset, offset + bound["S"], device=x.device)  # (S,)
         _check_positions("positions", positions)
         if len(positions) != bound["S"]:
             raise ValueError(f"positions: expected {bound['S']} positions for x of shape {tuple(x.shape)}, "

@@ -20,17 +20,19 @@ from course_utils.data import Batch, Corpus, Pair, Vocab, bucket_by_length, iter
 LENGTH_EDGES = (4, 10, 20, 30, 40, 51)
 
 
-def _progress_bar(**kwargs):
+def progress_bar(iterable=None, **kwargs):
     """A tqdm bar: a widget in JupyterLab, plain text when ``COURSE_PROGRESS=text``.
 
     Headless runs (``./course bench``) set ``COURSE_PROGRESS=text`` so that the outputs
     stored in a notebook show the finished bar instead of a widget frozen at 0 %.
+    Use it like ``tqdm``: ``for step in progress_bar(range(n), desc="training"): ...``.
+    Introduced in notebook 01.
     """
     if os.environ.get("COURSE_PROGRESS", "").lower() == "text":
         from tqdm.std import tqdm
     else:
         from tqdm.auto import tqdm
-    return tqdm(**kwargs)
+    return tqdm(iterable, **kwargs)
 
 
 @dataclass
@@ -68,16 +70,30 @@ def train(model: nn.Module, corpus: Corpus, steps: int | None = 1000, seconds: f
     ``callback(history)`` runs every ``callback_every`` steps (e.g. to evaluate);
     the clock stops while it runs, so ``history.seconds`` counts training only, and
     training ends early when it returns True. The model is in eval mode during it.
+    ``steps=0`` (or ``seconds=0``) returns an empty History without a step; an empty
+    ``pairs`` (or ``corpus.train``) raises ValueError, as would waiting forever.
     """
     if steps is None and seconds is None:
         raise ValueError("train: give a budget, steps or seconds (both are None)")
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 0):
+        raise ValueError(f"steps: expected None or an int >= 0, got {steps!r}")
+    if seconds is not None and not seconds >= 0:
+        raise ValueError(f"seconds: expected None or a number >= 0, got {seconds!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device).train()
     data = list(corpus.train if pairs is None else pairs)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if not data:
+        raise ValueError("pairs: expected at least one training pair, got none"
+                         + (" (corpus.train is empty)" if pairs is None else ""))
     history = History()
-    bar = _progress_bar(total=steps if steps is not None else None, desc=desc, disable=not progress,
-               unit="step", mininterval=0.5)
+    if steps == 0 or seconds == 0:
+        model.eval()
+        return history
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    bar = progress_bar(total=steps if steps is not None else None, desc=desc, disable=not progress,
+                       unit="step", mininterval=0.5)
     start, epoch, paused = time.perf_counter(), 0, 0.0
     while True:
         for batch in iterate_batches(data, corpus.src_vocab, corpus.tgt_vocab, batch_size, True, seed + epoch):

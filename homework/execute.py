@@ -1,90 +1,148 @@
-"""nbgrader's ``Execute`` with a time limit per notebook and recovery from a stuck kernel.
+"""Run a list of steps (a submission's cells and probes) in the sandbox; collect what it reports.
 
-nbgrader already runs every cell with ``allow_errors`` and interrupts a cell after
-``Execute.timeout`` seconds. Two cases still lose a whole notebook in nbgrader
-0.9.6: a kernel that does not stop when interrupted (a loop that catches
-``KeyboardInterrupt``, a long C call) raises ``CellTimeoutError`` once the
-interrupt goes unanswered, and a kernel that dies (``os._exit``, out of memory)
-raises ``DeadKernelError``; either aborts the notebook, and nbgrader's own advice
-is to edit the student's code by hand. ``GuardedExecute`` instead:
-
-* records an error output in the offending cell (so its test scores zero),
-* restarts the kernel and quietly re-runs the earlier cells that had run without
-  an error (their outputs are kept as they were), then goes on with the next cell;
-* stops starting cells once ``notebook_timeout`` seconds have passed: every cell
-  left gets an error output, so no test cell can pass by not running.
-
-An unexecuted test cell with no output would otherwise count as passed, which is
-why every skipped cell gets an explicit error.
+``run_steps`` writes ``runner.py``, ``codec.py`` and ``plan.json`` into a fresh folder, starts
+the runner in the sandbox (``homework.sandbox``) with a pipe as its channel, and reads the
+channel with deadlines: a step gets ``cell_timeout`` seconds (the runner interrupts it
+itself) plus a grace period, after which the whole sandbox is killed; the run as a whole gets
+``notebook_timeout`` seconds. The channel is read up to a byte limit; the submission's own
+output goes to a log file that the file-size limit bounds. The process group is killed at the
+end whatever happened, so nothing the submission started survives (its PID namespace dies too).
 """
 from __future__ import annotations
 
-import copy
-import math
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from nbclient.util import run_sync
-from nbformat.v4 import new_output
-from nbgrader.preprocessors import Execute
-from traitlets import Integer
+from homework.sandbox import HERE, Sandbox
 
-
-def _error(name: str, message: str):
-    return new_output("error", ename=name, evalue=message, traceback=[f"{name}: {message}"])
-
-
-def _failed(cell) -> bool:
-    return any(out.get("output_type") == "error" for out in cell.get("outputs", []))
+GRACE = 5  # seconds after a step's time limit before the sandbox is killed
+START_TIMEOUT = 120  # seconds for the runner to start (IPython import) on a loaded machine
+MAX_CHANNEL = 48 * 1024**2  # bytes the grader reads from one run's channel
+LOG_KEEP = 64 * 1024  # bytes of a run's output kept for the instructor
 
 
-class GuardedExecute(Execute):
-    """``Execute`` that survives stuck or dead kernels and caps a notebook's total time."""
+@dataclass
+class RunResult:
+    values: dict[str, str] = field(default_factory=dict)  # test -> encoded values
+    errors: dict[int, str] = field(default_factory=dict)  # step -> error text
+    ended: set[int] = field(default_factory=set)  # steps that finished (with or without an error)
+    died_at: int | None = None  # step during which the run stopped, if it did not finish
+    why: str = ""  # how it stopped
+    log: str = ""
+    seconds: float = 0.0
 
-    notebook_timeout = Integer(
-        240, help="Seconds for the whole notebook; cells not started by then get an error output."
-    ).tag(config=True)
+    @property
+    def finished(self) -> bool:
+        return self.died_at is None and not self.why
 
-    def preprocess(self, nb, resources=None, km=None):
-        self._deadline = time.monotonic() + self.notebook_timeout
-        self._given_up = ""  # why later cells are not run, once that is decided
-        return super().preprocess(nb, resources, km)
 
-    def _get_timeout(self, cell):
-        timeout = super()._get_timeout(cell)
-        remaining = max(1, math.ceil(self._deadline - time.monotonic()))  # up to the deadline
-        return remaining if timeout is None else min(timeout, remaining)
-
-    def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type != "code" or not cell.source.strip():
-            return cell, resources
-        if not self._given_up and time.monotonic() >= self._deadline:
-            self._given_up = f"the notebook used up its {self.notebook_timeout} s"
-        if self._given_up:
-            cell.outputs = [_error("NotRun", f"not run: {self._given_up}")]
-            return cell, resources
+def run_steps(sandbox: Sandbox, slot: int, steps: list[dict], files_dir: Path, files: list[str],
+              cell_timeout: float, notebook_timeout: float, work: Path) -> RunResult:
+    start = time.monotonic()
+    grader_dir = Path(tempfile.mkdtemp(prefix="run-", dir=work))
+    os.chmod(grader_dir, 0o755)
+    for name in ("runner.py", "codec.py"):
+        shutil.copyfile(HERE / name, grader_dir / name)
+        os.chmod(grader_dir / name, 0o644)
+    plan = {"cell_timeout": cell_timeout,
+            "steps": [{k: v for k, v in s.items() if k in ("kind", "source", "test", "inputs")} for s in steps]}
+    (grader_dir / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
+    os.chmod(grader_dir / "plan.json", 0o644)
+    argv, env = sandbox.command(slot, grader_dir, files_dir, files)
+    read_fd, write_fd = os.pipe()
+    argv = [*argv, str(write_fd)]
+    log_path = grader_dir.parent / (grader_dir.name + ".log")
+    result = RunResult()
+    with open(log_path, "wb") as log:
         try:
-            return super().preprocess_cell(cell, resources, index)
-        except (CellTimeoutError, DeadKernelError) as err:
-            what = "died" if isinstance(err, DeadKernelError) else "did not stop when interrupted"
-            self.log.warning("Cell %d: the kernel %s; restarting it", index, what)
-            cell.outputs = list(cell.get("outputs", [])) + [
-                _error(type(err).__name__, f"the kernel {what} in this cell, and was restarted")]
-            self._restart_and_replay(index)
-            return cell, resources
-
-    def _restart_and_replay(self, upto: int) -> None:
-        """Start a fresh kernel and re-run cells[:upto] that had run without an error."""
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    pass_fds=(write_fd,), start_new_session=True, env=env or None,
+                                    cwd=str(files_dir), preexec_fn=sandbox.preexec())
+        finally:
+            os.close(write_fd)
         try:
-            if self.kc is not None:
-                self.kc.stop_channels()
-            run_sync(self.km.restart_kernel)(now=True)
-            self.start_new_kernel_client()
-            for i, cell in enumerate(self.nb.cells[:upto]):
-                if cell.cell_type == "code" and cell.source.strip() and not _failed(cell):
-                    if time.monotonic() >= self._deadline:
-                        raise TimeoutError("no time left to re-run the earlier cells")
-                    self.execute_cell(copy.deepcopy(cell), i, store_history=False)  # outputs discarded
-        except Exception as err:  # noqa: BLE001 - any failure here means: run nothing more
-            self.log.warning("Could not restart the kernel and re-run earlier cells: %s", err)
-            self._given_up = f"the kernel could not be restarted after a stuck cell ({err})"
+            _read(proc, read_fd, result, steps, cell_timeout, start + notebook_timeout)
+        finally:
+            os.close(read_fd)
+            _kill(proc)
+    with open(log_path, "rb") as fh:
+        result.log = fh.read(LOG_KEEP).decode("utf-8", "replace")
+    shutil.rmtree(grader_dir, ignore_errors=True)
+    log_path.unlink(missing_ok=True)
+    result.seconds = time.monotonic() - start
+    return result
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _read(proc, fd, result: RunResult, steps, cell_timeout, notebook_deadline) -> None:
+    buffer, total, current, ready, done = b"", 0, None, False, False
+    step_deadline = time.monotonic() + START_TIMEOUT
+    while not done:
+        now = time.monotonic()
+        deadline = min(step_deadline, notebook_deadline)
+        if now >= deadline:
+            result.died_at = current
+            result.why = ("the notebook ran past its time limit" if now >= notebook_deadline else
+                          "a cell ran past its time limit and did not stop when interrupted" if ready else
+                          "the sandbox did not start in time")
+            return
+        readable, _, _ = select.select([fd], [], [], min(1.0, deadline - now))
+        if not readable:
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:  # the runner is gone
+            result.died_at = current
+            code = proc.wait(timeout=30)
+            result.why = f"the kernel died (exit status {code})" if code else "the kernel exited"
+            return
+        total += len(chunk)
+        if total > MAX_CHANNEL:
+            result.died_at, result.why = current, "the notebook sent more data than the grader reads"
+            return
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            try:
+                msg = json.loads(line)
+                event = msg["event"]
+            except (ValueError, KeyError, TypeError):
+                continue  # not the runner's (a submission may write here too: it only hurts itself)
+            if not isinstance(msg, dict):
+                continue
+            step = msg.get("step")
+            if event == "ready":
+                ready = True
+                step_deadline = time.monotonic() + START_TIMEOUT
+            elif event == "start" and isinstance(step, int) and 0 <= step < len(steps):
+                current = step
+                step_deadline = time.monotonic() + cell_timeout + GRACE
+            elif event == "end" and isinstance(step, int):
+                result.ended.add(step)
+                if msg.get("error"):
+                    result.errors[step] = str(msg["error"])[:300]
+                step_deadline = time.monotonic() + cell_timeout + GRACE
+            elif event == "values" and isinstance(step, int) and 0 <= step < len(steps):
+                test = steps[step].get("test")
+                if test and test == msg.get("test") and isinstance(msg.get("values"), str):
+                    result.values.setdefault(test, msg["values"])
+            elif event == "done":
+                done = True

@@ -1,91 +1,116 @@
-"""Build the nbgrader course directory and the student release; prove nothing secret leaks.
+"""The student release, checked for leaks; and moving the instructor sources out of the repository.
 
-``release()`` copies ``notebooks/homework/source`` into ``build/homework/source``,
-starts a fresh gradebook and runs nbgrader's ``generate_assignment`` for every
-homework: solutions become ``# YOUR CODE HERE`` / ``raise NotImplementedError()``,
-hidden tests are cut out (and kept, with every test cell's checksum, in
-``gradebook.db``, from which autograding restores them). ``check_release`` then
-reads every released notebook and fails if a hidden-test or solution marker, or
-any line that only a hidden test or a solution contains, is still there.
+``release()`` reads every instructor notebook ``hwNN/hwNN.ipynb`` of the source folder and
+writes ``build/homework/release/hwNN/hwNN.ipynb``: each ``### BEGIN SOLUTION`` ...
+``### END SOLUTION`` block becomes ``# YOUR CODE HERE`` / ``raise NotImplementedError()`` (an
+answer cell without markers becomes that stub whole), each hidden block of a test cell is cut
+out, outputs are cleared, and test cells are marked read-only (``editable``/``deletable``
+false, as nbgrader's ``generate_assignment`` does). The nbgrader metadata stays, so the
+notebooks still open in nbgrader's tools. ``check_release`` then fails if a marker, or any line
+that only a hidden block or a solution contains, is still there.
+
+``export_sources(dest)`` copies (or with ``move=True`` moves) the instructor notebooks to a
+folder outside the repository, e.g. a private repository (docs/homework.md).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import sys
 from pathlib import Path
 
 import nbformat
-from nbgrader.apps import NbGraderAPI
-from nbgrader.coursedir import CourseDirectory
 
-from homework import BUILD_DIR, ROOT, SOURCE_DIR, assignments
-from homework.config import nbgrader_config, write_config_file
+from homework import BUILD_DIR, ROOT, SOURCE_DIR, assignments, source_dir
+from homework.spec import BEGIN_HIDDEN, BEGIN_SOLUTION, END_HIDDEN, END_SOLUTION, nbgrader_meta
 
 MARKERS = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "BEGIN SOLUTION", "END SOLUTION")
 MANIFEST = "release.json"  # sha256 of each source notebook at release time
-
-
-def prepare_environment() -> None:
-    """Environment for nbgrader and the kernels it starts, even without an activated venv.
-
-    Kernels import ``course_utils`` from this checkout (``PYTHONPATH``), and nbgrader
-    finds the ``alembic`` command it calls for its database next to this Python.
-    """
-    for var, entry in (("PYTHONPATH", str(ROOT)), ("PATH", str(Path(sys.executable).parent))):
-        parts = [p for p in os.environ.get(var, "").split(os.pathsep) if p]
-        if entry not in parts:
-            os.environ[var] = os.pathsep.join([entry, *parts])
-
-
-def make_api(course_root: Path, **timeouts) -> NbGraderAPI:
-    config = nbgrader_config(course_root, **timeouts)
-    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def release(course_root: Path = BUILD_DIR, source_dir: Path = SOURCE_DIR, log=print) -> dict[str, Path]:
-    """Generate ``course_root/release/hwNN/hwNN.ipynb`` for every homework; return their paths.
+def clear_solutions(source: str) -> str:
+    lines, out, inside = source.splitlines(), [], False
+    if not any(line.strip() == BEGIN_SOLUTION for line in lines):
+        return "\n".join(STUB)
+    for line in lines:
+        text = line.strip()
+        if text == BEGIN_SOLUTION:
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out += [indent + s for s in STUB]
+        elif text == END_SOLUTION:
+            inside = False
+        elif not inside:
+            out.append(line)
+    return "\n".join(out)
 
-    Raises ``RuntimeError`` if nbgrader fails or the release leaks a hidden test or a solution.
+
+def clear_hidden(source: str) -> str:
+    lines, out, inside = source.splitlines(), [], False
+    for line in lines:
+        text = line.strip()
+        if text == BEGIN_HIDDEN:
+            inside = True
+        elif text == END_HIDDEN:
+            inside = False
+        elif not inside:
+            out.append(line)
+    while out and not out[-1].strip():
+        out.pop()
+    return "\n".join(out)
+
+
+def student_version(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        if meta.get("solution"):
+            cell.source = clear_solutions(cell.source)
+        elif meta.get("grade"):
+            cell.source = clear_hidden(cell.source)
+            cell.metadata["editable"] = False
+            cell.metadata["deletable"] = False
+    return nb
+
+
+def release(out_root: Path = BUILD_DIR, source: Path | None = None, log=print) -> dict[str, Path]:
+    """Write ``out_root/release/hwNN/hwNN.ipynb`` for every homework; return their paths.
+
+    Raises ``RuntimeError`` if there is no homework or the release would leak a solution or a hidden check.
     """
-    prepare_environment()
-    course_root = Path(course_root)
-    names = assignments(source_dir)
+    src = source_dir(source)
+    names = assignments(src)
     if not names:
-        raise RuntimeError(f"no homework found in {source_dir} (expected hwNN/hwNN.ipynb)")
-    for sub in ("source", "release"):
-        shutil.rmtree(course_root / sub, ignore_errors=True)
-    (course_root / "gradebook.db").unlink(missing_ok=True)
-    course_root.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        shutil.copytree(source_dir / name, course_root / "source" / name,
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    write_config_file(course_root)
-    api = make_api(course_root)
+        raise RuntimeError(f"no homework found in {src} (expected hwNN/hwNN.ipynb)")
+    out_root = Path(out_root)
+    target = out_root / "release"
+    shutil.rmtree(target, ignore_errors=True)
     released = {}
     for name in names:
-        result = api.generate_assignment(name, force=True, create=True)
-        if not result.get("success"):
-            raise RuntimeError(f"nbgrader generate_assignment {name} failed:\n{result.get('error', '')}"
-                               f"\n{result.get('log', '')}")
-        released[name] = course_root / "release" / name / f"{name}.ipynb"
-        log(f"released {name} -> {released[name]}")
-    problems = check_release(course_root / "source", course_root / "release")
+        nb = nbformat.read(src / name / f"{name}.ipynb", as_version=4)
+        path = target / name / f"{name}.ipynb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(student_version(nb), path)
+        released[name] = path
+        log(f"released {name} -> {path}")
+    problems = check_release(src, target)
     if problems:
+        shutil.rmtree(target, ignore_errors=True)
         raise RuntimeError("the student release is not safe to hand out:\n  " + "\n  ".join(problems))
-    manifest = {name: sha256(source_dir / name / f"{name}.ipynb") for name in names}
-    (course_root / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    manifest = {name: sha256(src / name / f"{name}.ipynb") for name in names}
+    (out_root / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return released
 
 
 def _blocks(source: str) -> tuple[list[str], list[str]]:
-    """(lines inside hidden-test or solution blocks, all other lines), stripped."""
+    """(lines inside hidden or solution blocks, all other lines), stripped."""
     secret, public, depth = [], [], 0
     for line in source.splitlines():
         text = line.strip()
@@ -99,7 +124,7 @@ def _blocks(source: str) -> tuple[list[str], list[str]]:
 
 
 def secret_lines(source_nb: Path) -> set[str]:
-    """Lines that only hidden tests or solutions of ``source_nb`` contain (long enough to mean something)."""
+    """Lines that only hidden blocks or solutions of ``source_nb`` contain (long enough to mean something)."""
     secret, public = [], []
     for cell in nbformat.read(source_nb, as_version=4).cells:
         s, p = _blocks(cell.source)
@@ -124,7 +149,38 @@ def check_release(source_root: Path, release_root: Path) -> list[str]:
             if marker in full_text:
                 problems.append(f"{name}: the release still contains the marker '{marker}'")
         leaked = sorted(secret_lines(source_nb) & text_lines)
-        problems += [f"{name}: a hidden-test or solution line is in the release: {line!r}" for line in leaked]
+        problems += [f"{name}: a hidden-check or solution line is in the release: {line!r}" for line in leaked]
         if any(cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"):
             problems.append(f"{name}: the release has stored outputs")
     return problems
+
+
+def export_sources(dest: Path, move: bool = False, source: Path | None = None, log=print) -> list[Path]:
+    """Copy (``move``: then delete from the repository) the instructor notebooks to ``dest``."""
+    src = source_dir(source)
+    dest = Path(dest).expanduser().resolve()
+    if dest == ROOT or dest.is_relative_to(ROOT):
+        raise RuntimeError(f"{dest} is inside the course repository {ROOT}: the point is to keep the sources "
+                           "out of it; give a folder elsewhere (for example a private repository)")
+    names = assignments(src)
+    if not names:
+        raise RuntimeError(f"no homework in {src}")
+    written = []
+    for name in names:
+        target = dest / name
+        if target.exists():
+            raise RuntimeError(f"{target} exists already; not overwriting it")
+    for name in names:
+        shutil.copytree(src / name, dest / name, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        written.append(dest / name / f"{name}.ipynb")
+        log(f"copied {name} -> {dest / name}")
+    if move:
+        for name in names:
+            if sha256(src / name / f"{name}.ipynb") != sha256(dest / name / f"{name}.ipynb"):
+                raise RuntimeError(f"copy of {name} differs from its source; nothing deleted")
+        for name in names:
+            shutil.rmtree(src / name)
+            log(f"removed {src / name}")
+    if src == SOURCE_DIR or move:
+        log(f"from now on: export COURSE_HOMEWORK_SOURCE={dest}  (or pass --source {dest})")
+    return written

@@ -1,46 +1,66 @@
-"""Check the homework with nbgrader's ``Validator`` (its Python API: the ``nbgrader
-validate`` command exits 0 even when validation fails, jupyter/nbgrader#1908).
+"""Check every homework: its format, full marks for the instructor's answers, zero for the release.
 
-Every instructor notebook must pass all its tests, hidden ones included; with
-``release_too``, every unfilled student notebook must fail every test cell
-(``Validator(invert=True)``).
+The instructor's answers are filled into the released notebook (as a student would submit
+them) and graded by the real grader, sandbox included, together with the unfilled release.
 """
 from __future__ import annotations
 
-import time
+import tempfile
 from pathlib import Path
 
-from nbgrader.validator import Validator
+import nbformat
 
-from homework import BUILD_DIR, CELL_TIMEOUT, SOURCE_DIR, assignments
-from homework.config import nbgrader_config
-from homework.release import prepare_environment, release
+from homework import CELL_TIMEOUT, assignments, source_dir
+from homework.release import release
+from homework.spec import load, nbgrader_meta, strip_solution_markers
 
 
-def validate(release_too: bool = False, cell_timeout: int = CELL_TIMEOUT, log=print) -> list[str]:
-    """Problems found; an empty list means every notebook behaves."""
-    prepare_environment()
-    config = nbgrader_config(BUILD_DIR, cell_timeout=cell_timeout)
+def solved(release_nb: Path, source_nb: Path) -> nbformat.NotebookNode:
+    """The released notebook with every answer cell taken from the instructor's notebook."""
+    released = nbformat.read(release_nb, as_version=4)
+    source = nbformat.read(source_nb, as_version=4)
+    answers = {nbgrader_meta(c).get("grade_id"): c.source for c in source.cells if nbgrader_meta(c).get("solution")}
+    for cell in released.cells:
+        gid = nbgrader_meta(cell).get("grade_id")
+        if gid in answers:
+            cell.source = strip_solution_markers(answers[gid])
+    return released
+
+
+def validate(source: Path | None = None, cell_timeout: float = CELL_TIMEOUT, unsafe_no_sandbox: bool = False,
+             log=print) -> list[str]:
+    from homework.grade import grade
+
+    src = source_dir(source)
     problems = []
-    paths = [("instructor", SOURCE_DIR / name / f"{name}.ipynb", False) for name in assignments()]
-    if release_too:
-        released = release(log=log)
-        paths += [("unfilled", Path(p), True) for p in released.values()]
-    for kind, path, invert in paths:
-        start = time.perf_counter()
-        result = Validator(config=config, invert=invert).validate(str(path))
-        verdict = "ok" if not result else "FAILED"
-        log(f"{kind} {path.parent.name}: {verdict} ({time.perf_counter() - start:.1f} s)")
-        if result:
-            problems.append(f"{kind} {path.parent.name}: {_summary(result)}")
-    log("all notebooks behave" if not problems else f"{len(problems)} notebook(s) do not behave")
+    names = assignments(src)
+    for name in names:
+        problems += load(src / name / f"{name}.ipynb").problems
+    if problems:
+        return problems
+    with tempfile.TemporaryDirectory(prefix="homework-validate-") as tmp:
+        tmp = Path(tmp)
+        released = release(tmp / "build", source=src, log=lambda *a: None)
+        for name, path in released.items():
+            for student, nb in (("solution", solved(path, src / name / f"{name}.ipynb")),
+                                ("unfilled", nbformat.read(path, as_version=4))):
+                target = tmp / "subs" / student / name / f"{name}.ipynb"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                nbformat.write(nb, target)
+        report = grade(tmp / "subs", tmp / "out", source=src, cell_timeout=cell_timeout,
+                       unsafe_no_sandbox=unsafe_no_sandbox, log=lambda *a: None)
+        problems += report.attention
+        for name in names:
+            score, top = report.scores[("solution", name)]
+            verdict = "ok" if score == top else "FAILED"
+            log(f"instructor {name}: {score:g}/{top:g} {verdict}")
+            if score != top:
+                problems += [f"instructor {name}: {t.test} fails: {t.error}" for t in report.tests
+                             if (t.student, t.assignment) == ("solution", name) and t.points < t.max_points]
+            zero = report.score("unfilled", name)
+            log(f"unfilled {name}: {zero:g}/{top:g} {'ok' if zero == 0 else 'FAILED'}")
+            if zero:
+                problems += [f"unfilled {name}: {t.test} passes without an answer" for t in report.tests
+                             if (t.student, t.assignment) == ("unfilled", name) and t.points]
+    log("all homework behave" if not problems else f"{len(problems)} problem(s)")
     return problems
-
-
-def _summary(result: dict) -> str:
-    lines = []
-    for key, cells in result.items():
-        for cell in cells:
-            text = (cell.get("error") or cell.get("source") or "").strip().splitlines()
-            lines.append(f"{key}: {text[-1] if text else ''}")
-    return "; ".join(lines)[:2000]

@@ -170,7 +170,7 @@ def test_functional_attention_equals_sdpa_with_leading_dims():
 
 
 def test_additive_weights_follow_the_query():
-    # Regression test for the seed-000 bug: a query-blind score gives one row for all queries.
+    # Regression test for the concat-then-linear pitfall of notebook 03: a query-blind score gives one row for all queries.
     module = scoring_modules()["additive"]
     queries, keys, values = inputs_for("additive")
     _, weights = module(queries, keys, values)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_utils.checks import check_broadcastable, check_same_dtype, check_shape
+from course_utils.checks import check_broadcastable, check_int, check_lengths, check_same_dtype, check_shape
 from course_utils.functional import check_mask, check_module_mask
 
 
@@ -93,3 +93,28 @@ def test_module_mask_batch_equal_to_heads():
         with pytest.raises(ValueError, match=r"ambiguous: a 3-D mask is read as \(H, T, S\)"):
             check_module_mask(torch.ones(shape, dtype=torch.bool), sizes, "A")
     check_module_mask(torch.ones(4, 1, 1, 5, dtype=torch.bool), sizes, "A")
+
+
+def test_check_lengths():
+    src = torch.zeros(3, 5, dtype=torch.long)
+    assert check_lengths(src, torch.tensor([5, 1, 3])) == {"B": 3, "S": 5}
+    cases = [
+        (torch.tensor([5, 0, 3]), ValueError, r"src_lengths: expected values in 1..S=5 for src of shape \(3, 5\), "
+                                              r"got \[5, 0, 3\]"),
+        (torch.tensor([6, 1, 3]), ValueError, r"expected values in 1..S=5"),
+        (torch.tensor([-1, 1, 3]), ValueError, r"expected values in 1..S=5"),
+        (torch.tensor([5, 1]), ValueError, r"src_lengths: expected shape \(B=3,\), got \(2,\)"),
+        (torch.tensor([5.0, 1.0, 3.0]), TypeError, r"src_lengths: expected integer lengths, got dtype torch.float32"),
+    ]
+    for lengths, error, match in cases:
+        with pytest.raises(error, match=match):
+            check_lengths(src, lengths)
+    with pytest.raises(ValueError, match=r"src: expected at least one sentence, got shape \(0, 5\)"):
+        check_lengths(torch.zeros(0, 5, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+
+
+def test_check_int():
+    assert check_int("n", 3, 1) == 3 and check_int("n", 0) == 0
+    for bad in (-1, 2.0, True, "3", None):
+        with pytest.raises(ValueError, match=r"n: expected an int >= 0 \(how many\), got "):
+            check_int("n", bad, 0, "how many")

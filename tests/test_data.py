@@ -1,5 +1,4 @@
 """The running corpus: deterministic, aligned, and batched without surprises."""
-import hashlib
 import random
 
 import pytest
@@ -8,8 +7,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course_utils import data as D
-
-TSV = __import__("pathlib").Path(__file__).parent / "data" / "tiny_pairs.tsv"
 
 
 @pytest.fixture(scope="module")
@@ -132,31 +129,58 @@ def test_empty_batch_is_a_clear_error(corpus):
         D.make_batch([], corpus.src_vocab, corpus.tgt_vocab)
 
 
-def test_tsv_loader_reads_a_local_fixture_and_checks_its_checksum(tmp_path):
-    pairs = D.load_tsv_pairs(TSV)
-    assert len(pairs) == 5
-    assert pairs[3].src == ("tom", "chased", "jerry", ".")
-    assert pairs[0].tgt == ("va", "!")
-    digest = hashlib.sha256(TSV.read_bytes()).hexdigest()
-    assert len(D.load_tsv_pairs(TSV, sha256=digest, max_pairs=2)) == 2
-    with pytest.raises(ValueError, match="sha256"):
-        D.load_tsv_pairs(TSV, sha256="0" * 64)
-    bad = tmp_path / "bad.tsv"
-    bad.write_text("no tab here\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="bad.tsv:1"):
-        D.load_tsv_pairs(bad)
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("max_len", [0, 1, 2])
+def test_a_max_len_the_grammar_cannot_write_is_a_clear_error(max_len):
+    with pytest.raises(ValueError, match=r"max_len: expected at least 3.*got " + str(max_len)):
+        D.make_corpus(n_train=5, n_valid=0, n_test=0, min_len=1, max_len=max_len)
+    with pytest.raises(ValueError, match="max_len"):
+        D.generate_pair(random.Random(0), max_len=max_len)
 
 
-def test_tsv_loader_uses_its_cache_for_urls(tmp_path, monkeypatch):
-    calls = []
+@pytest.mark.slow  # about 8 s: 2,000 fruitless draws of a 3-word sentence
+def test_more_sentences_than_the_grammar_writes_is_a_clear_error():
+    # 3 source tokens: a name, a verb, a name (4 x 14 x 4 = 224 sentences at most)
+    with pytest.raises(ValueError, match=r"distinct sentences of 3\.\.3 source tokens"):
+        D.make_corpus(n_train=300, n_valid=0, n_test=0, min_len=3, max_len=3)
+    small = D.make_corpus(n_train=20, n_valid=0, n_test=0, min_len=3, max_len=3)
+    assert all(len(p.src) == 3 for p in small.train) and len(set(p.src for p in small.train)) == 20
 
-    def fake_retrieve(url, target):
-        calls.append(url)
-        __import__("shutil").copy(TSV, target)
 
-    monkeypatch.setattr(D.urllib.request, "urlretrieve", fake_retrieve)
-    url = "https://example.invalid/corpora/tiny_pairs.tsv"
-    first = D.load_tsv_pairs(url, cache_dir=tmp_path)
-    second = D.load_tsv_pairs(url, cache_dir=tmp_path)
-    assert first == second and calls == [url]
-    assert (tmp_path / "tiny_pairs.tsv").exists()
+@pytest.mark.parametrize("kwargs, name", [({"min_len": 10, "max_len": 5}, "min_len"),
+                                          ({"n_train": -1}, "n_train"), ({"n_test": 2.5}, "n_test")])
+def test_make_corpus_rejects_impossible_requests(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        D.make_corpus(**{"n_train": 5, "n_valid": 0, "n_test": 0, **kwargs})
+
+
+@pytest.mark.parametrize("ids", [[-1], [4, 5, 10_000], [1, -2, 2]])
+def test_vocab_decode_rejects_ids_outside_the_vocabulary(corpus, ids):
+    vocab = corpus.tgt_vocab
+    bad = next(i for i in ids if not 0 <= i < len(vocab))
+    with pytest.raises(ValueError, match=rf"ids: expected token ids in 0\.\.{len(vocab) - 1}.*got {bad} at position"):
+        vocab.decode(ids)
+
+
+def test_words_looks_up_each_kind_of_the_lexicon():
+    assert D.words("time") == [zh for zh, _ in D.TIMES.values()]
+    assert "昨天" in D.words("time") and "last night" in D.words("time", "en")
+    assert D.words("noun") == D.words("agent") + D.words("thing")
+    assert D.words("preposition") == ["里", "旁边", "后面", "下面", "外面"]
+    assert D.words("zai") == ["在"] and D.words("and") == ["然后"] and D.words("and", "en") == ["and"]
+    assert D.words("verb", "en") == list(D.VERBS)
+    for kind in D.KINDS:
+        assert all(w in D.PINYIN for w in D.words(kind)), kind
+    with pytest.raises(ValueError, match="kind: expected one of agent, thing"):
+        D.words("nouns")
+    with pytest.raises(ValueError, match="language"):
+        D.words("verb", "fr")
+
+
+def test_the_facade_keeps_every_name_and_points_at_the_modules():
+    from course_utils import batching, corpus, lexicon, pairs, tsv
+
+    for name in D.__all__:
+        assert hasattr(D, name), name
+    assert D.Pair is pairs.Pair and D.Vocab is batching.Vocab and D.make_corpus is corpus.make_corpus
+    assert D.load_tsv_pairs is tsv.load_tsv_pairs and D.to_pinyin is lexicon.to_pinyin

@@ -1,296 +1,471 @@
-"""Homework (nbgrader): the release hides what it must, and grading is right and robust.
+"""Homework: the format, the release, and grading as a security boundary (issue 11).
 
-One release and one grading run per session (module fixtures), into a temporary
-folder, so build/homework/ is left alone. The run grades, as separate students:
+One release and ONE grading run per session (module fixtures), into temporary folders. The
+run grades the instructor's answers and the unfilled release of every homework, and a handful
+of hostile or broken submissions of hw01 and hw04 next to them. Each attack must score what it
+deserves, leave every file outside its sandbox as it was, leave no process behind, and not
+stop anyone else from being graded.
 
-* ``solution``: every released notebook with the instructor's answers filled in,
-* ``unfilled``: every released notebook as handed out,
-* ``raises`` (hw01, exercise 2 raises), ``loops`` (hw06, exercise 1 never returns),
-  ``edits`` (hw04, exercise 2 wrong and its test cell replaced by ``pass``),
-  ``deletes`` (hw05, exercise 4 wrong and its test cell deleted; exercise 5's answer and
-  test cells both deleted, which alone makes nbgrader 0.9.6 fail the notebook with a KeyError).
-
-The stuck and dead kernel cases of ``GuardedExecute`` are checked on a tiny
-notebook that does not import torch.
+``COURSE_HOMEWORK_JOBS`` sets the sandboxes run at a time (default 2; 1 under /work-style
+CPU locks). The grading tests need bubblewrap (``apt-get install bubblewrap``); without it
+they fail with the grader's own message, never run student code unsandboxed.
 """
 from __future__ import annotations
 
+import ast
 import csv
+import hashlib
 import json
-import re
+import os
+import shutil
+from pathlib import Path
 
 import nbformat
 import pytest
 
-from homework import SOURCE_DIR, assignments
-from homework.grade import grade, repair
-from homework.release import check_release, prepare_environment, release, secret_lines
+from homework import ROOT, SOURCE_DIR, assignments
+from homework import codec, sandbox, spec as specs
+from homework.grade import GradeError, grade, prepare_out
+from homework.release import check_release, release, secret_lines
+from homework.validate import solved
 
 pytestmark = pytest.mark.slow
 
-CELL_TIMEOUT = 20  # the grader's default is 30 s; 20 s keeps the endless loop cheap yet spares slow imports
 NAMES = assignments()
-# (student, homework, the test cells that must score 0, points lost)
-BROKEN = [
-    ("raises", "hw01", ("test_ex2",), 3),
-    ("loops", "hw06", ("test_ex1",), 3),
-    ("edits", "hw04", ("test_ex2",), 3),
-    ("deletes", "hw05", ("test_ex4", "test_ex5"), 4),
-]
+JOBS = int(os.environ.get("COURSE_HOMEWORK_JOBS", "2"))
+CELL_TIMEOUT = 10
+MARK = "grader-attack-marker-7f3a"  # in the command line of every process an attack starts
 
 
-def _gid(cell) -> str | None:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+def _gid(cell):
+    return specs.nbgrader_meta(cell).get("grade_id")
 
 
 def _cell(nb, gid):
     return next(c for c in nb.cells if _gid(c) == gid)
 
 
-def _strip_solution_markers(source: str) -> str:
-    return "\n".join(line for line in source.splitlines() if "### BEGIN SOLUTION" not in line
-                     and "### END SOLUTION" not in line)
-
-
-def _solved(course, name):
-    """The released notebook with every answer cell taken from the instructor's notebook."""
-    released = nbformat.read(course / "release" / name / f"{name}.ipynb", as_version=4)
-    source = nbformat.read(SOURCE_DIR / name / f"{name}.ipynb", as_version=4)
-    answers = {_gid(c): c.source for c in source.cells if c.metadata.get("nbgrader", {}).get("solution")}
-    for cell in released.cells:
-        if _gid(cell) in answers:
-            cell.source = _strip_solution_markers(answers[_gid(cell)])
-    return released
-
-
-def _inject(cell, code: str) -> None:
-    """Put ``code`` (indented into the function body) right after the answer function's docstring."""
-    lines = cell.source.splitlines()
-    at = next(i for i, line in enumerate(lines) if line.startswith('    """') and line.rstrip().endswith('"""'))
-    lines[at + 1:at + 1] = ["    " + line for line in code.splitlines()]
-    cell.source = "\n".join(lines)
-
-
-def _put(root, student, name, nb):
+def _put(root: Path, student: str, name: str, nb) -> Path:
     path = root / student / name / f"{name}.ipynb"
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
+    return path
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (not following links) and its sha256, links as their target."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            p = os.path.join(dirpath, name)
+            rel = os.path.relpath(p, folder)
+            out[rel] = "link:" + os.readlink(p) if os.path.islink(p) else hashlib.sha256(Path(p).read_bytes()).hexdigest()
+    return out
+
+
+def _marked_processes() -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+            except OSError:
+                continue
+            if MARK in cmd and "pytest" not in cmd:
+                found.append(f"{pid}: {cmd[:120]}")
+    return found
+
+
+# ------------------------------------------------------------- submissions ---
+
+TRANSFORMER = '''\
+def _blank(lines):
+    return []
+get_ipython().input_transformers_cleanup.append(_blank)
+'''
+
+PATCHES = '''\
+import numpy.testing, torch, torch.testing
+torch.allclose = torch.equal = lambda *a, **k: True
+torch.testing.assert_close = numpy.testing.assert_allclose = lambda *a, **k: None
+torch.Tensor.__bool__ = lambda self: True
+torch.Tensor.__eq__ = lambda self, other: torch.ones((), dtype=torch.bool)
+'''
+
+READER = f'''\
+import os, sys, glob
+found = []
+for pattern in ("/work/**/hw04.ipynb", "/root/**/hw04.ipynb", "../../../source/hw04/hw04.ipynb", "/work/**/gradebook.db",
+                "/course/**/*.ipynb", "/tmp/**/*.ipynb", "/submission/**/*.ipynb",
+                {str(SOURCE_DIR)!r} + "/hw04/hw04.ipynb", {str(ROOT)!r} + "/**/*.ipynb"):
+    for path in glob.glob(pattern, recursive=True)[:50]:
+        try:
+            text = open(path, encoding="utf-8", errors="replace").read()
+        except OSError:
+            continue
+        if "BEGIN SOLUTION" in text or "SQLite" in text[:20]:
+            found.append(path)
+print("READER FOUND", len(found), "ROOT VISIBLE", os.path.exists({str(ROOT)!r}), "PATH", sys.path, os.listdir("/"))
+for path in found:  # run the instructor's notebook if it was readable
+    import json
+    for cell in json.load(open(path))["cells"]:
+        if cell["cell_type"] == "code":
+            exec("".join(cell["source"]))
+'''
+
+
+def _harmer(subs: Path, out_hint: Path) -> str:
+    return f'''\
+import os, subprocess, sys
+hits = []
+for target in ({str(ROOT / "torch.py")!r}, {str(ROOT / "course_utils" / "__init__.py")!r},
+               {str(subs / "solution" / "hw01" / "hw01.ipynb")!r}, {str(out_hint / "grades.csv")!r},
+               {str(SOURCE_DIR / "hw01" / "hw01.ipynb")!r}, "/course/course_utils/torch.py", "/grader/plan.json"):
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "a") as fh:
+            fh.write("import sys; sys.exit('planted')\\n")
+        hits.append(target)
+    except OSError:
+        pass
+print("HARMER WROTE", hits)
+for i in range(100):  # children in new sessions that try to outlive the grading
+    try:
+        subprocess.Popen(["/bin/sh", "-c", "sleep 120; : {MARK}"], start_new_session=True)
+    except OSError as err:
+        print("HARMER could not start child", i, err)
+        break
+'''
+
+
+MEMORY = '''\
+import torch
+block = torch.ones(2 * 1024**3, dtype=torch.float32)  # 8 GB, touched
+'''
+
+
+def _malformed(release_nb: nbformat.NotebookNode) -> dict:
+    nb = json.loads(json.dumps(release_nb))
+    nb["cells"][1]["metadata"]["nbgrader"] = ["not", "a", "dict"]
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader")
+        if isinstance(meta, dict) and meta.get("grade_id") == "test_ex2":
+            meta["grade_id"] = ["a", "list"]
+        if isinstance(meta, dict) and meta.get("grade_id") == "test_ex4":
+            del cell["source"]
+    return nb
+
+
+def make_submissions(course: Path, subs: Path, out: Path) -> dict:
+    """The run's class folder; returns what the tests need to know about it."""
+    rel = {n: course / "release" / n / f"{n}.ipynb" for n in NAMES}
+    src = {n: SOURCE_DIR / n / f"{n}.ipynb" for n in NAMES}
+    for name in NAMES:
+        _put(subs, "solution", name, solved(rel[name], src[name]))
+        _put(subs, "unfilled", name, nbformat.read(rel[name], as_version=4))
+
+    nb = nbformat.read(rel["hw01"], as_version=4)  # full marks with no answer (issue: 13/13)
+    _cell(nb, "ex1_greedy_decode").source = TRANSFORMER
+    _put(subs, "transformer", "hw01", nb)
+
+    wrong = solved(rel["hw04"], src["hw04"])  # wrong answers; deserves the prediction's 1 point
+    _cell(wrong, "ex1_masked_softmax").source = "def masked_softmax(scores, mask=None, dim=-1):\n    return scores"
+    _cell(wrong, "ex2_decoder_mask").source = (
+        "def decoder_mask(lengths, T):\n    return torch.ones(len(lengths), 1, T, T, dtype=torch.bool)")
+    _cell(wrong, "ex3_measure").source = "by_dk = {16: 0.0, 64: 0.0, 256: 0.0}\nby_sqrt = dict(by_dk)\nby_fourth_root = dict(by_dk)"
+    _cell(wrong, "ex4_scaled_attention").source = "scaled_attention = buggy_attention"
+    _cell(wrong, "ex5_answer").source = 'answer = "a"'
+    _put(subs, "wrong", "hw04", wrong)
+    patched = nbformat.from_dict(json.loads(json.dumps(wrong)))
+    _cell(patched, "ex1_masked_softmax").source = PATCHES + _cell(wrong, "ex1_masked_softmax").source
+    _put(subs, "patcher", "hw04", patched)
+
+    nb = nbformat.read(rel["hw04"], as_version=4)  # reads the solutions if it can, and runs them
+    _cell(nb, "ex1_masked_softmax").source = READER
+    _put(subs, "reader", "hw04", nb)
+
+    link = subs / "symlink" / "hw04" / "hw04.ipynb"  # a symlink to the instructor's notebook
+    link.parent.mkdir(parents=True)
+    link.symlink_to(src["hw04"])
+
+    nb = solved(rel["hw01"], src["hw01"])  # honest answers + writes outside + processes that try to outlive it
+    nb.cells.insert(1, nbformat.v4.new_code_cell(_harmer(subs, out)))
+    _put(subs, "harmer", "hw01", nb)
+
+    nb = solved(rel["hw04"], src["hw04"])  # exercise 1 allocates 8 GB first: loses exercise 1 only
+    _cell(nb, "ex1_masked_softmax").source = MEMORY + _cell(nb, "ex1_masked_softmax").source
+    _put(subs, "memory", "hw04", nb)
+
+    nb = solved(rel["hw01"], src["hw01"])  # exit() at the end of a correct exercise 1, and a kernel
+    cell = _cell(nb, "ex1_greedy_decode")  # killed from a timer that exercise 1 starts, during later cells
+    cell.source += "\n\nimport os, threading\nthreading.Timer(1.0, os._exit, (1,)).start()\nexit()"
+    cell = _cell(nb, "ex2_exact_match")  # (a slow but right exercise 2, so that the timer fires during it)
+    cell.source = "import time\ntime.sleep(3)\n" + cell.source
+    _put(subs, "killer", "hw01", nb)
+
+    nb = solved(rel["hw04"], src["hw04"])  # exercise 4 never returns and ignores interrupts
+    _cell(nb, "ex4_scaled_attention").source += (
+        "\n\nimport time\nwhile True:\n    try:\n        time.sleep(0.05)\n    except BaseException:\n        pass")
+    _put(subs, "loops", "hw04", nb)
+
+    nb = solved(rel["hw04"], src["hw04"])  # 30 MB of output in a cell of its own
+    nb.cells.insert(1, nbformat.v4.new_code_cell("print('x' * 30_000_000)"))
+    _put(subs, "flood", "hw04", nb)
+
+    nb = solved(rel["hw01"], src["hw01"])  # an exception whose name is a spreadsheet formula
+    _cell(nb, "ex2_exact_match").source = (
+        'def exact_match_by_length(hyps, pairs, edges=(4, 10, 20, 30, 40, 51)):\n'
+        '    raise type("=HYPERLINK(\\"http://evil\\",\\"x\\")", (Exception,), {})("-2+3")')
+    _put(subs, "csvinject", "hw01", nb)
+
+    path = subs / "malformed" / "hw04" / "hw04.ipynb"  # nbgrader metadata of the wrong types
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(_malformed(nbformat.read(rel["hw04"], as_version=4))))
+    path = subs / "garbage" / "hw01" / "hw01.ipynb"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"cells": [}')
+
+    amb = subs / "ambiguous" / "hw01"  # two notebooks, neither named hw01.ipynb
+    amb.mkdir(parents=True)
+    for name in ("hw01 (1).ipynb", "hw01 (2).ipynb"):
+        nbformat.write(solved(rel["hw01"], src["hw01"]), amb / name)
+    _put(subs, "wrongcase", "HW01", solved(rel["hw01"], src["hw01"]))
+    _put(subs, "a" * 250, "hw01", solved(rel["hw01"], src["hw01"]))  # a student id too long for a file name
+    return {"wrong_patched_deserves": 1}
 
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    root = tmp_path_factory.mktemp("homework") / "course"
+    root = tmp_path_factory.mktemp("homework")
     release(root, log=lambda *a: None)
     return root
 
 
-def make_submissions(course, subs) -> None:
-    """The graded run's submissions, from the release in ``course`` (see the module docstring)."""
-    for name in NAMES:
-        _put(subs, "solution", name, _solved(course, name))
-        _put(subs, "unfilled", name, nbformat.read(course / "release" / name / f"{name}.ipynb", as_version=4))
-
-    nb = _solved(course, "hw01")  # raises inside one exercise
-    _inject(_cell(nb, "ex2_exact_match"), 'raise RuntimeError("student bug")')
-    _put(subs, "raises", "hw01", nb)
-
-    nb = _solved(course, "hw06")  # an endless loop inside one exercise
-    _inject(_cell(nb, "ex1_ablate_head"), "while True:\n    pass")
-    _put(subs, "loops", "hw06", nb)
-
-    nb = _solved(course, "hw04")  # a wrong answer whose test cell is edited into `pass`
-    _cell(nb, "ex2_decoder_mask").source = (
-        "def decoder_mask(lengths, T):\n    return torch.ones(len(lengths), 1, T, T, dtype=torch.bool)")
-    _cell(nb, "test_ex2").source = "pass"
-    _put(subs, "edits", "hw04", nb)
-
-    nb = _solved(course, "hw05")  # a wrong answer whose test cell is deleted
-    _cell(nb, "ex4_causal_mask").source = (
-        "def causal_mask(T):\n    return torch.ones(T, T, dtype=torch.bool).triu()")
-    nb.cells = [c for c in nb.cells if _gid(c) not in ("test_ex4", "ex5_answer", "test_ex5")]
-    _put(subs, "deletes", "hw05", nb)
-
-
 @pytest.fixture(scope="module")
 def graded(course, tmp_path_factory):
-    subs = tmp_path_factory.mktemp("submissions")
-    make_submissions(course, subs)
-    out = tmp_path_factory.mktemp("graded")
-    return grade(subs, out, course_root=course, cell_timeout=CELL_TIMEOUT, log=lambda *a: None)
+    base = tmp_path_factory.mktemp("class")
+    subs, out = base / "submissions", base / "graded"
+    make_submissions(course, subs, out)
+    before_subs, before_root = _digest(subs), _digest(ROOT / "course_utils")
+    root_files = set(os.listdir(ROOT))
+    report = grade(subs, out, cell_timeout=CELL_TIMEOUT, jobs=JOBS, log=lambda *a: None)
+    report.integrity = {  # type: ignore[attr-defined]
+        "subs": before_subs == _digest(subs), "course_utils": before_root == _digest(ROOT / "course_utils"),
+        "root_files": set(os.listdir(ROOT)) - root_files, "processes": _marked_processes()}
+    for (student, name), seconds in sorted(report.seconds.items()):
+        print(f"{student[:20]}/{name}: {seconds:.1f} s")  # shown with -s; never asserted
+    return report
 
 
-# ------------------------------------------------------- the source notebooks ---
+def points(report, student, name):
+    return report.test_points(student, name)
+
+
+# ------------------------------------------------------------- the format ---
 
 @pytest.mark.parametrize("name", NAMES)
 def test_source_notebook_structure(name):
-    """At least 4 exercises, one "debug this", a predict-then-measure, a hidden multiple choice."""
+    """New format, and the course's shape: >= 4 exercises, one "Debug this", a prediction, a hidden answer."""
     from nbgrader.nbgraderformat import MetadataValidator
 
-    nb = nbformat.read(SOURCE_DIR / name / f"{name}.ipynb", as_version=4)
+    path = SOURCE_DIR / name / f"{name}.ipynb"
+    s = specs.load(path)
+    assert not s.problems, "\n".join(s.problems)
+    nb = nbformat.read(path, as_version=4)
     MetadataValidator().validate_nb(nb)
-    ids = [_gid(c) for c in nb.cells if _gid(c)]
-    assert len(ids) == len(set(ids)), f"{name}: duplicate grade ids"
-    exercises = {m.group(1) for gid in ids if (m := re.match(r"(?:test_)?(ex\d+)", gid))}
-    assert len(exercises) >= 4, f"{name}: only {len(exercises)} exercises"
+    assert len({t.exercise for t in s.tests}) >= 4, f"{name}: fewer than 4 exercises"
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    assert len(re.findall(r"^## \d+\. Debug this", markdown, re.M)) == 1, f"{name}: needs exactly one debug exercise"
-    assert any(re.search(r"^prediction = ", c.source, re.M) for c in nb.cells
-               if c.metadata.get("nbgrader", {}).get("solution")), f"{name}: no predict-then-measure question"
-    tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
-    assert all(c.metadata["nbgrader"]["points"] > 0 and "assert" in c.source for c in tests)
-    hidden = [c for c in tests if "### BEGIN HIDDEN TESTS" in c.source]
-    assert len(hidden) >= 4, f"{name}: only {len(hidden)} test cells with hidden tests"
-    assert any(re.search(r"^assert answer == ", c.source, re.M) for c in hidden), \
-        f"{name}: no multiple-choice question checked by a hidden test"
+    assert len([line for line in markdown.splitlines() if line.startswith("## ") and "Debug this" in line]) == 1
+    assert any(c.source.lstrip().startswith("# prediction") or "\nprediction = " in c.source for c in nb.cells
+               if specs.nbgrader_meta(c).get("solution")), f"{name}: no predict-then-measure question"
+    assert any('want["answer"]' in t.hidden for t in s.tests), f"{name}: no multiple choice judged against the reference"
+    assert all(t.points > 0 for t in s.tests)
     assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{name}: stored outputs"
-    # every answer cell is followed by its test before the next answer cell
-    kinds = ["S" if c.metadata["nbgrader"].get("solution") else "T"
-             for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id")]
-    assert "SS" not in "".join(kinds) and kinds[-1] == "T", f"{name}: an answer cell without a test"
 
 
-def test_repair_puts_back_what_was_removed_or_changed():
-    name = "hw04"
-    released = nbformat.read(SOURCE_DIR / name / f"{name}.ipynb", as_version=4)
-    sub = nbformat.from_dict(json.loads(json.dumps(released)))
-    gone = ("ex2_decoder_mask", "test_ex2")  # an answer cell and its test
-    assert all(any(_gid(c) == gid for c in released.cells) for gid in gone)
-    sub.cells = [c for c in sub.cells if _gid(c) not in gone]
-    _cell(sub, "test_ex4").source = "pass"
-    _cell(sub, "test_ex5").metadata["nbgrader"]["points"] = 100
-    copy = nbformat.from_dict(json.loads(json.dumps(_cell(sub, "test_ex1_basic"))))
-    sub.cells.append(copy)  # a duplicated test cell becomes a plain cell
-    fixed, notes = repair(sub, released)
-    assert [_gid(c) for c in fixed.cells if _gid(c)] == [_gid(c) for c in released.cells if _gid(c)]
-    assert _cell(fixed, "test_ex4").source == _cell(released, "test_ex4").source
-    assert _cell(fixed, "test_ex5").metadata["nbgrader"]["points"] == 1
-    assert "nbgrader" not in fixed.cells[-1].metadata
-    assert len(notes) == 5, notes
+def test_old_format_is_named_clearly(tmp_path):
+    nb = nbformat.read(SOURCE_DIR / "hw04" / "hw04.ipynb", as_version=4)
+    cell = _cell(nb, "test_ex5")
+    cell.source = cell.source.split("### BEGIN HIDDEN TESTS")[0] + \
+        '### BEGIN HIDDEN TESTS\nassert answer == "b"\n### END HIDDEN TESTS'
+    path = tmp_path / "hw99" / "hw99.ipynb"
+    path.parent.mkdir()
+    nbformat.write(nb, path)
+    problems = specs.load(path).problems
+    assert len(problems) == 1 and "test_ex5" in problems[0] and "old nbgrader format" in problems[0], problems
+
+
+def test_codec_round_trip_and_refusals():
+    import torch
+
+    value = {"a": [1, 2.5, float("nan"), None, True, "x"], "t": (torch.arange(6).view(2, 3), torch.ones(2) > 0)}
+    back = codec.decode(codec.encode(value))
+    assert back["a"][:2] == [1, 2.5] and back["a"][2] != back["a"][2] and back["a"][3:] == [None, True, "x"]
+    assert isinstance(back["t"], tuple) and torch.equal(back["t"][0], value["t"][0]) and back["t"][1].dtype == torch.bool
+    for bad in (object(), {1: 2}, lambda: 0, torch.nn.Linear(2, 2)):
+        with pytest.raises(codec.CodecError):
+            codec.encode(bad)
+    for text in ('{"__tensor__": {"dtype": "float32", "shape": [3], "data": [1]}}', '{"__pickle__": 1}', "[" * 100000):
+        with pytest.raises(codec.CodecError):
+            codec.decode(text)
 
 
 # ------------------------------------------------------------------ release ---
 
-def test_release_hides_hidden_tests_and_solutions(course):
-    assert check_release(course / "source", course / "release") == []
+def test_release_hides_hidden_checks_and_solutions(course):
+    assert check_release(SOURCE_DIR, course / "release") == []
     for name in NAMES:
         text = (course / "release" / name / f"{name}.ipynb").read_text()
-        assert "HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text
-        secrets = secret_lines(SOURCE_DIR / name / f"{name}.ipynb")
-        assert len(secrets) >= 10, f"{name}: the leak check would be vacuous"
-        released_lines = {line.strip() for line in
-                          "\n".join(c.source for c in nbformat.read(course / "release" / name / f"{name}.ipynb",
-                                                                     as_version=4).cells).splitlines()}
-        assert not secrets & released_lines
+        assert "HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text and "def check(" not in text
+        assert len(secret_lines(SOURCE_DIR / name / f"{name}.ipynb")) >= 10, f"{name}: the leak check would be vacuous"
         assert "raise NotImplementedError()" in text
 
 
-def test_check_release_catches_a_leak(course, tmp_path):
+def test_check_release_catches_a_leak(tmp_path):
     leaky = tmp_path / "release"
     for name in NAMES:
         (leaky / name).mkdir(parents=True)
-        (leaky / name / f"{name}.ipynb").write_text((SOURCE_DIR / name / f"{name}.ipynb").read_text())
-    problems = check_release(course / "source", leaky)
-    assert any("BEGIN HIDDEN TESTS" in p for p in problems)
-    assert any("hidden-test or solution line" in p for p in problems)
+        shutil.copy(SOURCE_DIR / name / f"{name}.ipynb", leaky / name / f"{name}.ipynb")
+    problems = check_release(SOURCE_DIR, leaky)
+    assert any("BEGIN HIDDEN TESTS" in p for p in problems) and any("solution line" in p for p in problems)
+
+
+def test_export_sources_copies_outside_the_repository(tmp_path):
+    from homework.release import export_sources
+
+    written = export_sources(tmp_path / "private", log=lambda *a: None)
+    assert [p.parent.name for p in written] == NAMES and all(p.is_file() for p in written)
+    with pytest.raises(RuntimeError, match="inside the course repository"):
+        export_sources(ROOT / "build" / "private-here", log=lambda *a: None)
+
+
+# ------------------------------------------------------- intake and --out ---
+
+def test_out_refuses_folders_it_did_not_make(tmp_path):
+    subs = tmp_path / "class" / "submissions"
+    (subs / "alice").mkdir(parents=True)
+    for bad in (tmp_path / "class", subs, ROOT, SOURCE_DIR.parent):
+        with pytest.raises(GradeError):
+            prepare_out(bad, subs, [ROOT, SOURCE_DIR])
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    with pytest.raises(GradeError, match="not made by the grader"):
+        prepare_out(foreign, subs, [ROOT])
+    assert (foreign / "thesis.tex").read_text() == "precious"
+    fresh = tmp_path / "out"
+    prepare_out(fresh, subs, [ROOT])
+    (fresh / "grades.csv").write_text("old")
+    prepare_out(fresh, subs, [ROOT])  # its own folder: emptied and reused
+    assert not (fresh / "grades.csv").exists() and (subs / "alice").is_dir()
+
+
+def test_missing_bubblewrap_stops_with_a_clear_message(monkeypatch):
+    monkeypatch.setattr(sandbox, "_CHECKED", [])
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    with pytest.raises(sandbox.SandboxUnavailable, match="apt-get install bubblewrap"):
+        sandbox.check_bwrap()
 
 
 # ------------------------------------------------------------------ grading ---
 
 def test_instructor_solutions_score_full_marks(graded):
-    assert not graded.failures
     for name in NAMES:
         score, top = graded.scores[("solution", name)]
-        assert top >= 10 and score == top, (name, graded.test_points("solution", name))
+        assert top >= 10 and score == top, (name, [t for t in graded.tests if (t.student, t.assignment) == ("solution", name) and t.error])
 
 
 def test_unfilled_release_scores_zero(graded):
     for name in NAMES:
-        points = graded.test_points("unfilled", name)
-        assert points and all(p == 0 for p in points.values()), (name, points)
-        assert graded.score("unfilled", name) == 0
+        got = points(graded, "unfilled", name)
+        assert got and all(p == 0 for p in got.values()), (name, got)
 
 
-@pytest.mark.parametrize("student, name, broken, lost", BROKEN)
-def test_broken_submission_loses_only_its_exercise(graded, student, name, broken, lost):
-    full = graded.test_points("solution", name)
-    got = graded.test_points(student, name)
-    assert sorted(got) == sorted(full), f"{student}/{name}: not every test cell was graded"
-    assert all(got[t] == 0 for t in broken), f"{student}/{name}: a broken exercise scored points: {got}"
-    assert {t: p for t, p in got.items() if t not in broken} == {t: p for t, p in full.items() if t not in broken}, \
-        f"{student}/{name}: another exercise lost points"
-    assert graded.score(student, name) == graded.scores[("solution", name)][1] - lost
+def test_input_transformer_cannot_blank_the_checks(graded):
+    assert graded.score("transformer", "hw01") == 0  # was 13/13
 
 
-def test_edited_and_deleted_test_cells_are_restored_with_hidden_tests(graded):
-    """nbgrader put its own copy back (the hidden tests come from its database, not the release)."""
-    for student, name, test in (("edits", "hw04", "test_ex2"), ("deletes", "hw05", "test_ex4"),
-                                ("deletes", "hw05", "test_ex5")):
-        nb = nbformat.read(graded.out / "course" / "autograded" / student / name / f"{name}.ipynb", as_version=4)
-        assert "BEGIN HIDDEN TESTS" in _cell(nb, test).source, f"{student}/{name}: {test} not restored"
-    assert any("edited, restored" in n for n in graded.notes[("edits", "hw04")])
-    assert sum("missing, put back" in n for n in graded.notes[("deletes", "hw05")]) == 3
+def test_patched_libraries_do_not_change_the_judgement(graded):
+    assert graded.score("wrong", "hw04") == 1  # the prediction
+    assert points(graded, "patcher", "hw04") == points(graded, "wrong", "hw04")  # was 3/14 and 6/14
+
+
+def test_solutions_are_not_readable_from_the_sandbox(graded):
+    assert graded.score("reader", "hw04") == 0
+    log = (graded.out / "logs" / "reader-hw04.log").read_text()
+    assert "READER FOUND 0 ROOT VISIBLE False" in log, log[-2000:]
+
+
+def test_a_symlinked_submission_is_not_followed(graded):
+    assert graded.score("symlink", "hw04") == 0 and graded.status[("symlink", "hw04")] == "unreadable"
+    assert any("symlink" in a for a in graded.attention)
+
+
+def test_a_submission_cannot_harm_others_or_outlive_its_grading(graded):
+    assert graded.score("harmer", "hw01") == 13  # its answers are right; every write it tried failed
+    log = (graded.out / "logs" / "harmer-hw01.log").read_text()
+    wrote = ast.literal_eval(log.split("HARMER WROTE ", 1)[1].splitlines()[0])
+    assert all(p.startswith("/tmp/") for p in wrote), wrote  # only its own private /tmp (a tmpfs that dies with it)
+    assert graded.integrity["subs"] and graded.integrity["course_utils"], graded.integrity
+    assert not graded.integrity["root_files"], graded.integrity  # no torch.py planted at the root
+    assert graded.integrity["processes"] == [], graded.integrity
+    assert graded.score("solution", "hw01") == 13
+
+
+def test_memory_and_processes_are_limited(graded):
+    got, full = points(graded, "memory", "hw04"), points(graded, "solution", "hw04")
+    assert got["test_ex1_basic"] == got["test_ex1_edge_cases"] == 0
+    assert {t: p for t, p in got.items() if not t.startswith("test_ex1")} == \
+        {t: p for t, p in full.items() if not t.startswith("test_ex1")}
+    log = (graded.out / "logs" / "harmer-hw01.log").read_text()
+    assert "could not start child" in log  # the process limit (as root; see docs/homework.md)
+
+
+def test_a_dying_kernel_costs_only_its_own_exercise(graded):
+    got, full = points(graded, "killer", "hw01"), points(graded, "solution", "hw01")
+    assert {t: p for t, p in got.items() if t != "test_ex1"} == {t: p for t, p in full.items() if t != "test_ex1"}, got
+    assert any("re-run" in n for n in graded.notes[("killer", "hw01")]), graded.notes[("killer", "hw01")]
+
+
+def test_a_cell_that_ignores_interrupts_costs_only_its_exercise(graded):
+    got, full = points(graded, "loops", "hw04"), points(graded, "solution", "hw04")
+    assert got["test_ex4"] == 0 and {t: p for t, p in got.items() if t != "test_ex4"} == \
+        {t: p for t, p in full.items() if t != "test_ex4"}, got
+
+
+def test_output_is_bounded_in_bytes(graded):
+    assert graded.score("flood", "hw04") == 14
+    assert (graded.out / "logs" / "flood-hw04.log").stat().st_size <= 64 * 1024
+    total = sum(p.stat().st_size for p in graded.out.rglob("*") if p.is_file())
+    assert total < 5_000_000, total
+
+
+def test_bad_intake_is_noted_and_everyone_else_is_graded(graded):
+    assert graded.status[("malformed", "hw04")] == "graded" and graded.score("malformed", "hw04") == 0
+    assert graded.status[("garbage", "hw01")] == "unreadable" and graded.score("garbage", "hw01") == 0
+    assert graded.status[("ambiguous", "hw01")] == "ambiguous" and graded.score("ambiguous", "hw01") == 0
+    assert graded.status[("wrongcase", "hw01")] == "wrong name"
+    attention = "\n".join(graded.attention)
+    assert "none named hw01.ipynb" in attention and "'HW01'" in attention and "skipped folder" in attention
+    assert "a" * 250 not in "\n".join(graded.students)
+    with open(graded.out / "grades.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["student_id"] for r in rows} == set(graded.students)
+    assert {(r["student_id"], r["assignment"]) for r in rows} == {(s, n) for s in graded.students for n in NAMES}
+
+
+def test_csv_fields_are_not_formulas(graded):
+    assert points(graded, "csvinject", "hw01")["test_ex2"] == 0
+    for name in ("grades.csv", "feedback.csv", "notes.csv"):
+        with open(graded.out / name, newline="", encoding="utf-8") as fh:
+            for row in csv.reader(fh):
+                for field in row:
+                    assert not field.startswith(("=", "+", "-", "@", "\t", "\r")), (name, field)
+    text = (graded.out / "feedback.csv").read_text()
+    assert "'=HYPERLINK" in text
 
 
 def test_reports_are_written(graded):
-    with open(graded.out / "grades.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    students = {"solution", "unfilled", *(b[0] for b in BROKEN)}
-    assert {(r["student_id"], r["assignment"]) for r in rows} == {(s, n) for s in students for n in NAMES}
-    by_key = {(r["student_id"], r["assignment"]): float(r["score"]) for r in rows}
-    assert all(by_key[k] == v[0] for k, v in graded.scores.items())
-    with open(graded.out / "feedback.csv", newline="") as fh:
-        feedback = list(csv.DictReader(fh))
-    loop = next(r for r in feedback if (r["student"], r["assignment"], r["test"]) == ("loops", "hw06", "test_ex1"))
-    assert loop["passed"] == "0" and loop["error"].startswith("CellTimeoutError"), loop
-    raised = next(r for r in feedback if (r["student"], r["assignment"], r["test"]) == ("raises", "hw01", "test_ex2"))
-    assert "student bug" in raised["error"]
     page = (graded.out / "feedback.html").read_text()
-    assert "student bug" in page and "hw06" in page
-    assert "total" in graded.table()
-
-
-# ------------------------------------------------------- stuck and dead kernels ---
-
-def test_guarded_execute_survives_stuck_and_dead_kernels(tmp_path):
-    """A kernel that ignores the interrupt, then one that exits: later cells still run and pass."""
-    from homework.config import nbgrader_config
-    from homework.execute import GuardedExecute
-
-    prepare_environment()
-    cells = [
-        "x = 41",
-        "import time\nwhile True:\n    try:\n        time.sleep(0.05)\n    except KeyboardInterrupt:\n        pass",
-        "assert x == 41\nx += 1",
-        "import os\nos._exit(1)",
-        "assert x == 42",
-        "raise ValueError('a plain error')",
-        "print('still running')",
-    ]
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    config = nbgrader_config(tmp_path, cell_timeout=3, notebook_timeout=60)
-    nb, _ = GuardedExecute(config=config).preprocess(nb, {"metadata": {"path": str(tmp_path)}})
-
-    def errors(i):
-        return [o.get("ename") for o in nb.cells[i].outputs if o.output_type == "error"]
-
-    assert errors(0) == [] and errors(2) == [] and errors(4) == [], [errors(i) for i in range(7)]
-    assert "CellTimeoutError" in errors(1)
-    assert "DeadKernelError" in errors(3)
-    assert errors(5) == ["ValueError"]
-    assert nb.cells[6].outputs[0]["text"].strip() == "still running"
-
-
-def test_guarded_execute_notebook_time_limit(tmp_path):
-    """Cells that could not start before the notebook's time limit get an error, so their tests fail."""
-    from homework.config import nbgrader_config
-    from homework.execute import GuardedExecute
-
-    prepare_environment()
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in
-                                         ("import time\ntime.sleep(30)", "assert True")])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    config = nbgrader_config(tmp_path, cell_timeout=30, notebook_timeout=3)
-    nb, _ = GuardedExecute(config=config).preprocess(nb, {"metadata": {"path": str(tmp_path)}})
-    assert any(o.output_type == "error" for o in nb.cells[0].outputs)
-    assert [o.get("ename") for o in nb.cells[1].outputs] == ["NotRun"]
+    assert "total" in graded.table() and "<script" not in page and "solution / hw06" in page
+    assert (graded.out / ".homework-grades").is_file()

@@ -15,6 +15,7 @@ CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]")
 IMAGE_REF = re.compile(r"""(?:\]\(|src=["'])((?:\.\./)+images/[^)\s"']+)""")
 
 SVGS = sorted(IMAGES.glob("*.svg"))
+assert SVGS, f"no diagrams found in {IMAGES}"  # a parametrized test over nothing would pass
 
 
 def image_refs(notebook: Path) -> list[str]:
@@ -60,9 +61,11 @@ def test_svg_parses_and_cjk_text_names_a_cjk_font(svg):
 
 
 def test_notebook_image_references_exist():
-    notebooks = sorted(NOTEBOOKS.rglob("*.ipynb")) if NOTEBOOKS.is_dir() else []
-    notebooks = [nb for nb in notebooks if ".ipynb_checkpoints" not in nb.parts]
-    assert missing_images(notebooks) == []  # passes vacuously while there are no notebooks
+    notebooks = [nb for nb in sorted(NOTEBOOKS.rglob("*.ipynb")) if ".ipynb_checkpoints" not in nb.parts]
+    lessons = [nb for nb in notebooks if nb.parent == NOTEBOOKS]
+    assert len(lessons) >= 7, f"expected the lesson notebooks under {NOTEBOOKS}, found {len(lessons)}"
+    assert sum(len(image_refs(nb)) for nb in lessons) >= 5, "the lessons show the course diagrams"
+    assert missing_images(notebooks) == []
 
 
 def test_reference_check_catches_a_missing_image(tmp_path):

@@ -70,3 +70,13 @@ def test_attention_facade_reexports_every_layer():
         for name in mod.__all__:
             assert getattr(facade, name) is getattr(mod, name), name
             assert name in facade.__all__, name
+
+
+def test_every_name_the_lessons_import_stays_importable():
+    facade = importlib.import_module("course_utils.attention")
+    before = ["AdditiveAttention", "Attention", "ConcatLinearAttention", "DotProductAttention", "GeneralAttention",
+              "MultiHeadAttention", "PositionalEncoding", "attention", "causal_mask", "masked_softmax"]
+    new = ["KVCache", "padding_mask", "sliding_window_mask"]
+    assert all(hasattr(facade, name) for name in before + new)
+    transformer = importlib.import_module("course_utils.transformer")
+    assert all(hasattr(transformer, n) for n in ("DecoderLayer", "EncoderLayer", "Transformer", "TransformerConfig"))

@@ -184,14 +184,16 @@ def test_callback_can_stop_training_and_its_time_is_not_counted(corpus):
 
 
 def test_progress_bar_is_text_when_asked(monkeypatch):
+    import tqdm.auto
     import tqdm.std
 
     monkeypatch.setenv("COURSE_PROGRESS", "text")
-    bar = TR._progress_bar(total=3, disable=True)
+    bar = TR.progress_bar(total=3, disable=True)
     assert type(bar) is tqdm.std.tqdm
     monkeypatch.delenv("COURSE_PROGRESS")
-    bar = TR._progress_bar(total=3, disable=True)
-    assert isinstance(bar, tqdm.std.tqdm)
+    bar = TR.progress_bar(total=3, disable=True)
+    assert type(bar) is tqdm.auto.tqdm and tqdm.auto.tqdm is not tqdm.std.tqdm  # the widget-capable class
+    assert list(TR.progress_bar(range(3), disable=True)) == [0, 1, 2]
 
 
 def test_plot_history_accepts_a_history(corpus):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -124,14 +125,46 @@ def test_pyproject_packages_only_course_utils_with_ranges_not_pins():
 
 
 # --------------------------------------------------------------------------- commands
-def test_ci_runs_exactly_the_readme_test_command():
-    command = fenced_command("<!-- test-command -->")
-    assert command == "./course test"
+def test_ci_runs_exactly_the_readme_test_and_seed_commands():
+    test, seeds = fenced_command("<!-- test-command -->"), fenced_command("<!-- seeds-command -->")
+    assert (test, seeds) == ("./course test", "./course seeds")
     lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     commands = [line for line in lines if line and not line.startswith("#")]
-    assert commands[-1] == command, f".ci/run ends with {commands[-1]!r}, README says {command!r}"
-    assert sum("./course" in line for line in commands) == 1, ".ci/run should call ./course once"
+    assert commands[-2:] == [test, seeds], f".ci/run ends with {commands[-2:]!r}, README says {[test, seeds]!r}"
+    assert sum("./course" in line for line in commands) == 2, ".ci/run should call ./course twice"
     assert any("torch==2.13.0" in line for line in commands), ".ci/run installs the CPU build first"
+
+
+def dry_run(*args: str, **env: str) -> list[list[str]]:
+    """The pytest commands that `./course ARGS` would run (COURSE_DRY_RUN=1), split into words."""
+    out = subprocess.run([str(ROOT / "course"), *args], capture_output=True, text=True, timeout=60, check=True,
+                         env={**os.environ, "COURSE_DRY_RUN": "1", **env}, stdin=subprocess.DEVNULL)
+    return [shlex.split(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+def lesson_args(words: list[str]) -> list[str]:
+    return sorted(w for w in words if w.endswith(".ipynb"))
+
+
+def test_course_test_runs_the_tests_and_every_lesson_notebook_and_no_homework():
+    (command,) = dry_run("test")
+    assert "tests" in command and "--nbval-lax" in command and "--nbval-current-env" in command
+    assert lesson_args(command) == [p.relative_to(ROOT).as_posix() for p in LESSONS]
+    assert len(LESSONS) >= 7 and all(p.parent == ROOT / "notebooks" for p in LESSONS)
+    (only,) = dry_run("test", "tests/test_data.py", "-k", "vocab")
+    assert "tests" not in only and lesson_args(only) == [] and only[-3:] == ["tests/test_data.py", "-k", "vocab"]
+
+
+def test_course_seeds_runs_every_lesson_fast_with_seeds_one_to_three():
+    commands = dry_run("seeds")
+    assert [c[1] for c in commands] == ["COURSE_SEED=1", "COURSE_SEED=2", "COURSE_SEED=3"]
+    for command in commands:
+        assert command[0] == "env" and "COURSE_FAST=1" in command and "--nbval-lax" in command
+        assert lesson_args(command) == [p.relative_to(ROOT).as_posix() for p in LESSONS]
+    assert [c[1] for c in dry_run("seeds", COURSE_SEEDS="5 7")] == ["COURSE_SEED=5", "COURSE_SEED=7"]
+    bad = subprocess.run([str(ROOT / "course"), "seeds"], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "COURSE_DRY_RUN": "1", "COURSE_SEEDS": "one"})
+    assert bad.returncode != 0 and "COURSE_SEEDS: expected seeds" in bad.stderr
 
 
 def test_readme_setup_command_exists():
@@ -153,11 +186,11 @@ def test_shell_scripts_parse(script):
     assert result.returncode == 0, result.stderr
 
 
-def test_lesson_glob_leaves_homework_out():
-    assert all(p.parent == ROOT / "notebooks" for p in LESSONS)
-    script = (ROOT / "course").read_text()
-    assert "LESSON_GLOB='notebooks/[0-9]*.ipynb'" in script
-    assert run_notebooks.LESSON_GLOB == "[0-9]*.ipynb"
+def test_every_lesson_glob_agrees():
+    from slides import build
+
+    assert run_notebooks.LESSON_GLOB == "[0-9]*.ipynb" and build.NOTEBOOK_GLOB == "notebooks/[0-9]*.ipynb"
+    assert build.lesson_notebooks(ROOT) == LESSONS
 
 
 # --------------------------------------------------------------------------- syllabus table
@@ -253,6 +286,28 @@ def test_bench_measures_the_kernels_peak_memory_and_fails_on_errors(tmp_path):
     assert 230 < big["peak_mb"] - base["peak_mb"] < 300, (base["peak_mb"], big["peak_mb"])
     assert 0 <= base["wall_s"] < 60 and big["title"] == "Probe"
     assert not bad["ok"] and "claim fails" in bad["error"]
+
+
+@pytest.mark.slow
+def test_bench_threads_override_the_course_default_in_the_kernel(tmp_path):
+    """`./course bench --threads N` reaches the kernel: after cu.pick_device() torch runs N threads
+    (COURSE_THREADS), while a plain run gets the course default of 1."""
+    probe = "import course_utils as cu, torch\ncu.pick_device()\nprint('threads', torch.get_num_threads())"
+    for args, expected in (([], "threads 1"), (["--threads", "3"], "threads 3")):
+        path = _notebook(tmp_path / f"probe{len(args)}.ipynb", probe)
+        env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "COURSE_THREADS")}
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_notebooks.py"), str(path), "--write",
+                        *args], check=True, env=env, timeout=180, stdin=subprocess.DEVNULL, capture_output=True)
+        out = nbformat.read(path, as_version=4).cells[1].outputs
+        assert "".join(o.get("text", "") for o in out).strip() == expected, (args, out)
+
+
+# --------------------------------------------------------------------------- package
+def test_every_course_utils_module_stays_under_400_lines():
+    sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in (ROOT / "course_utils").glob("*.py")}
+    assert len(sizes) >= 10 and "instruments.py" in sizes
+    too_long = {name: n for name, n in sizes.items() if n > 400}
+    assert not too_long, f"split these modules (one concern each, under 400 lines): {too_long}"
 
 
 # --------------------------------------------------------------------------- lint, license

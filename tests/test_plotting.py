@@ -1,9 +1,9 @@
-"""Tests of course_utils.plotting: labels, shapes, the pinyin fallback, untouched inputs.
+"""Tests of course_utils.plotting and course_utils.fonts: labels, shapes, the pinyin fallback,
+untouched inputs.
 
 They pass with and without a CJK font installed: font detection is monkeypatched
 where the outcome depends on it.
 """
-import sys
 import types
 import warnings
 
@@ -17,7 +17,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from course_utils import plotting  # noqa: E402
+from course_utils import fonts, plotting  # noqa: E402
 
 SRC = ["Tom", "chase", "Jerry"]
 TGT = ["汤姆", "追逐", "杰瑞"]
@@ -30,7 +30,7 @@ def _clean(monkeypatch):
         raise AssertionError("plotting functions must not call plt.show()")
 
     monkeypatch.setattr(plt, "show", no_show)
-    monkeypatch.setattr(plotting, "_PINYIN_WARNED", False)
+    monkeypatch.setattr(fonts, "_PINYIN_WARNED", False)
     with matplotlib.rc_context():
         yield
     plt.close("all")
@@ -39,20 +39,14 @@ def _clean(monkeypatch):
 @pytest.fixture
 def with_font(monkeypatch):
     """Pretend a CJK font exists (labels are not drawn, so no glyph is needed)."""
-    monkeypatch.setattr(plotting, "cjk_font", lambda: "DejaVu Sans")
+    monkeypatch.setattr(fonts, "cjk_font", lambda: "DejaVu Sans")
 
 
 @pytest.fixture
 def no_font(monkeypatch):
-    """No CJK font, and a known pinyin table (data.to_pinyin returns unknown tokens as they are)."""
-    monkeypatch.setattr(plotting, "cjk_font", lambda: None)
-    try:
-        import course_utils.data as data
-    except Exception:  # data.py missing or half-written: stand in for it
-        data = types.ModuleType("course_utils.data")
-        monkeypatch.setitem(sys.modules, "course_utils.data", data)
-    monkeypatch.setattr(data, "to_pinyin", lambda token: FAKE_PINYIN.get(token, token),
-                        raising=False)
+    """No CJK font, and a known pinyin table (to_pinyin returns unknown tokens as they are)."""
+    monkeypatch.setattr(fonts, "cjk_font", lambda: None)
+    monkeypatch.setattr(fonts, "to_pinyin", lambda token: FAKE_PINYIN.get(token, token))
 
 
 def ticks(labels):
@@ -142,9 +136,23 @@ def test_inputs_are_not_modified(no_font):
 
 
 # --------------------------------------------------------------------------- fonts
-def test_cjk_font_is_cached_and_consistent():
-    assert plotting.cjk_font() == plotting.cjk_font()
-    assert plotting.has_cjk_font() == (plotting.cjk_font() is not None)
+def test_cjk_font_scans_once_and_has_cjk_font_follows_it(monkeypatch):
+    scans = []
+    monkeypatch.setattr(fonts, "_known_cjk_family", lambda: scans.append(1) or "Noto Sans CJK SC")
+    fonts.cjk_font.cache_clear()
+    try:
+        assert fonts.cjk_font() == "Noto Sans CJK SC" and fonts.cjk_font() == "Noto Sans CJK SC"
+        assert scans == [1], "the font search must run once per process, then come from the cache"
+    finally:
+        fonts.cjk_font.cache_clear()
+    for found, expected in (("Some CJK", True), (None, False)):
+        monkeypatch.setattr(fonts, "cjk_font", lambda found=found: found)
+        assert fonts.has_cjk_font() is expected
+
+
+def test_plotting_still_exports_the_font_helpers():
+    for name in ("cjk_font", "has_cjk_font", "label_tokens"):
+        assert getattr(plotting, name) is getattr(fonts, name), name
 
 
 def test_font_detection_prefers_chinese_families_and_may_find_none(monkeypatch):
@@ -152,10 +160,10 @@ def test_font_detection_prefers_chinese_families_and_may_find_none(monkeypatch):
     fake = [types.SimpleNamespace(name=n) for n in ("DejaVu Sans", "Noto Sans CJK JP",
                                                     "WenQuanYi Zen Hei")]
     monkeypatch.setattr(fm.fontManager, "ttflist", fake)
-    assert plotting.cjk_font.__wrapped__() == "WenQuanYi Zen Hei"  # SC-capable before JP
+    assert fonts.cjk_font.__wrapped__() == "WenQuanYi Zen Hei"  # SC-capable before JP
     monkeypatch.setattr(fm.fontManager, "ttflist", fake[:1])
     monkeypatch.setattr(fm, "findSystemFonts", lambda *a, **k: ["/fonts/DejaVuSans.ttf"])
-    assert plotting.cjk_font.__wrapped__() is None
+    assert fonts.cjk_font.__wrapped__() is None
 
 
 def test_with_font_labels_stay_chinese_and_nothing_warns(with_font):
@@ -185,7 +193,7 @@ def test_without_font_unknown_tokens_are_readable(no_font):
         warnings.simplefilter("ignore")
         labels = plotting.label_tokens(["<bos>", "汤姆追逐", "猫", "杰瑞,", 7])
     assert labels == ["<bos>", "tāngmǔ zhuīzhú", "<zh>", "jiéruì,", "7"]
-    assert not any(plotting._has_cjk(s) or "?" in s or "\\u" in s for s in labels)
+    assert not any(fonts._has_cjk(s) or "?" in s or "\\u" in s for s in labels)
 
 
 def test_without_font_ascii_labels_do_not_warn(no_font):
@@ -197,14 +205,11 @@ def test_without_font_ascii_labels_do_not_warn(no_font):
 
 
 def test_real_pinyin_table_gives_no_cjk(monkeypatch):
-    data = pytest.importorskip("course_utils.data")
-    if not hasattr(data, "to_pinyin"):
-        pytest.skip("course_utils.data.to_pinyin not written yet")
-    monkeypatch.setattr(plotting, "cjk_font", lambda: None)
+    monkeypatch.setattr(fonts, "cjk_font", lambda: None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         labels = plotting.label_tokens(TGT + ["不在词表里"])
-    assert all(s and not plotting._has_cjk(s) and "?" not in s for s in labels)
+    assert all(s and not fonts._has_cjk(s) and "?" not in s for s in labels)
     assert labels[-1] == "<zh>"
 
 

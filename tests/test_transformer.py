@@ -39,8 +39,7 @@ def test_shapes_and_kept_weights(seed, norm_first):
     assert weights.shape == (3, 6, 7)
     assert model.has_attention
     torch.testing.assert_close(weights.sum(-1), torch.ones(3, 6))
-    cross, dec_self, enc = (model.cross_attention_weights(), model.self_attention_weights(),
-                            model.encoder_attention_weights())
+    enc, dec_self, cross = model.attention_maps(src, lengths, tgt_in)
     assert [w.shape for w in cross] == [(3, 4, 6, 7)] * 2
     assert [w.shape for w in dec_self] == [(3, 4, 6, 6)] * 2
     assert [w.shape for w in enc] == [(3, 4, 7, 7)] * 2
@@ -150,12 +149,19 @@ def test_works_with_the_course_training_helpers():
                                           num_heads=2, num_layers=1, d_ff=16)).eval()
     hyps, attn = translate(model, corpus.test, corpus.src_vocab, corpus.tgt_vocab)
     assert len(hyps) == 6
+    batch = make_batch(corpus.test, corpus.src_vocab, corpus.tgt_vocab)
+    tokens, _ = model.greedy_decode(batch.src, batch.src_lengths, max_len=batch.src.shape[1] + 5)
     for pair, words, w in zip(corpus.test, hyps, attn):
-        assert w.shape == (min(len(words) + 1, w.shape[0]), len(pair.src))
+        # one row per decoded word and <eos> (cut at the decoded length), one column per source word
+        assert w.shape == (min(len(words) + 1, tokens.shape[1]), len(pair.src))
+        torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[0]))  # no weight on padding
     align = attention_alignment(model, corpus.test, corpus.src_vocab, corpus.tgt_vocab)
-    assert all(0 <= hits <= counted for hits, counted in align)
+    _, teacher = model(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, S)
+    for i, (pair, (hits, counted)) in enumerate(zip(corpus.test, align)):
+        gold = pair.aligned_source()
+        assert counted == sum(1 for g in gold if g), "target words with a gold alignment are counted"
+        assert hits == sum(int(teacher[i, t].argmax()) in g for t, g in enumerate(gold) if g)
     report = evaluate(model, corpus.test, corpus.src_vocab, corpus.tgt_vocab)
     assert "alignment" in report.overall and report.overall["n"] == 6
-    batch = make_batch(corpus.test, corpus.src_vocab, corpus.tgt_vocab)
     logits, weights = model(batch.src, batch.src_lengths, batch.tgt_in)
     assert weights.shape == (6, batch.tgt_in.shape[1], batch.src.shape[1])

@@ -1,0 +1,1 @@
+"""Translations of the course (the Chinese edition): python -m i18n.translate."""
