@@ -38,7 +38,7 @@ from course_utils.checks import check_lengths, check_shape
 from course_utils.data import Vocab
 from course_utils.functional import causal_mask, padding_mask
 from course_utils.multihead import KVCache, MultiHeadAttention
-from course_utils.positions import PositionalEncoding
+from course_utils.positional_attention import absolute_positions, self_attention
 from course_utils.protocols import check_max_len, greedy_decode
 
 __all__ = ["AttentionMaps", "DecoderLayer", "DecodingState", "EncoderLayer", "Transformer", "TransformerConfig"]
@@ -62,6 +62,7 @@ class TransformerConfig:
     max_len: int = 128
     pad_id: int = Vocab.pad_id
     norm_first: bool = True  # True: pre-norm; False: post-norm (the paper, the diagram)
+    positions: str = "sinusoidal"  # or "none", "learned", "relative", "alibi", "rotary" (notebook 08)
 
 
 class _Residual(nn.Module):
@@ -92,7 +93,7 @@ class EncoderLayer(_Residual):
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__(cfg, 2)
-        self.self_attn = MultiHeadAttention(cfg.d_model, cfg.num_heads, cfg.dropout)
+        self.self_attn = self_attention(cfg.positions, cfg.d_model, cfg.num_heads, cfg.dropout)
 
     def forward(self, x: Tensor, src_mask: Tensor) -> tuple[Tensor, Tensor]:
         """Shapes: x (B, S, D), src_mask (B, 1, 1, S) -> x (B, S, D), self-attention weights (B, H, S, S)."""
@@ -107,7 +108,7 @@ class DecoderLayer(_Residual):
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__(cfg, 3)
-        self.self_attn = MultiHeadAttention(cfg.d_model, cfg.num_heads, cfg.dropout)
+        self.self_attn = self_attention(cfg.positions, cfg.d_model, cfg.num_heads, cfg.dropout, causal=True)
         self.cross_attn = MultiHeadAttention(cfg.d_model, cfg.num_heads, cfg.dropout)
 
     def forward(self, y: Tensor, memory: Tensor, tgt_mask: Tensor | None, src_mask: Tensor,
@@ -184,7 +185,7 @@ class Transformer(nn.Module):
         self.cfg, self.bos_id, self.eos_id, self.pad_id = cfg, bos_id, eos_id, cfg.pad_id
         self.src_embed = nn.Embedding(cfg.src_vocab, cfg.d_model, padding_idx=cfg.pad_id)
         self.tgt_embed = nn.Embedding(cfg.tgt_vocab, cfg.d_model, padding_idx=cfg.pad_id)
-        self.pos = PositionalEncoding(cfg.d_model, cfg.max_len, cfg.dropout)
+        self.pos = absolute_positions(cfg.positions, cfg.d_model, cfg.max_len, cfg.dropout)
         self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.num_layers))
         self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.num_layers))
         final_norm = nn.LayerNorm if cfg.norm_first else (lambda d: nn.Identity())  # pre-norm ends with a norm

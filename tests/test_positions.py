@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from course_utils.positions_extra import (
+from course_utils.positions import (
     ALiBi,
     LearnedPositionalEmbedding,
     RelativePositionBias,
@@ -136,3 +136,114 @@ def test_learned_embedding():
     assert torch.equal(emb(x, torch.arange(3, 8)), emb.embedding.weight[3:8].expand(2, 5, 8))
     with pytest.raises(ValueError, match="max_len=20"):
         emb(torch.zeros(1, 3, 8), torch.arange(18, 21))
+
+
+# ------------------------------------------------- inside MultiHeadAttention ---
+
+from course_utils.multihead import MultiHeadAttention  # noqa: E402
+from course_utils.positional_attention import (  # noqa: E402
+    POSITION_SCHEMES,
+    PositionalAttention,
+    absolute_positions,
+    self_attention,
+)
+from course_utils.functional import causal_mask  # noqa: E402
+
+
+def _in_attention(scheme, D=16, H=4, causal=False):
+    torch.manual_seed(0)
+    mha = self_attention(scheme, D, H, causal=causal)
+    if scheme == "relative":
+        with torch.no_grad():
+            mha.position_bias.bias.weight.normal_()
+    return mha.eval()
+
+
+def test_positional_attention_without_positions_is_multihead_attention():
+    torch.manual_seed(0)
+    plain = MultiHeadAttention(16, 4)
+    pa = PositionalAttention(16, 4)
+    pa.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 7, 16)
+    assert torch.equal(pa(x, x, x)[0], plain(x, x, x)[0])
+    with pytest.raises(ValueError, match="head_dim=4"):
+        PositionalAttention(16, 4, rotary=RotaryEmbedding(8))
+    with pytest.raises(ValueError, match="positions"):
+        self_attention("sinusoidal-ish", 16, 4)
+    with pytest.raises(ValueError, match="positions"):
+        absolute_positions("alibi ", 16, 10)
+
+
+@pytest.mark.parametrize("scheme", ["relative", "alibi", "rotary"])
+def test_attention_sees_offsets_only(scheme):
+    """Moving the whole sentence by a constant changes nothing: the scheme is relative."""
+    mha = _in_attention(scheme)
+    x = torch.randn(2, 9, 16)
+    out0, w0 = mha(x, x, x, q_pos=torch.arange(9), k_pos=torch.arange(9))
+    out5, w5 = mha(x, x, x, q_pos=torch.arange(9) + 5, k_pos=torch.arange(9) + 5)
+    assert torch.allclose(out0, out5, atol=1e-5) and torch.allclose(w0, w5, atol=1e-6)
+
+
+@pytest.mark.parametrize("scheme", ["relative", "alibi", "rotary"])
+def test_explicit_and_fused_paths_agree(scheme):
+    mha = _in_attention(scheme)
+    x = torch.randn(3, 8, 16)
+    mask = torch.tensor([8, 5, 2])[:, None] > torch.arange(8)[None, :]  # (B, S)
+    mask = mask[:, None, None, :]  # (B, 1, 1, S)
+    a, _ = mha(x, x, x, mask, need_weights=True)
+    b, _ = mha(x, x, x, mask, need_weights=False)
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("scheme", ["relative", "alibi", "rotary"])
+def test_cached_decoding_equals_uncached(scheme):
+    """Step by step with a KV cache (keys stored rotated) == the whole causal pass."""
+    mha = _in_attention(scheme, causal=True)
+    T = 10
+    x = torch.randn(2, T, 16)
+    full, w_full = mha(x, x, x, causal_mask(T)[None, None])
+    cache, outs = None, []
+    for t in range(T):
+        step = x[:, t:t + 1]
+        out, w, cache = mha(step, step, step, cache=cache, use_cache=True)
+        assert w.shape == (2, 4, 1, t + 1)
+        assert torch.allclose(w[:, :, 0], w_full[:, :, t, : t + 1], atol=1e-5), f"step {t}: weights differ"
+        outs.append(out)
+    assert torch.allclose(torch.cat(outs, 1), full, atol=1e-5)
+    if scheme == "rotary":  # the cache holds the rotated keys: position t turned by t
+        k = mha.split_heads(mha.k_proj(x), 4)  # (B, H, T, Dh)
+        assert torch.allclose(cache.k, mha.rotary(k, torch.arange(T)), atol=1e-5)
+
+
+@pytest.mark.parametrize("scheme", POSITION_SCHEMES)
+def test_transformer_takes_the_scheme_from_its_config(scheme):
+    from course_utils.transformer import Transformer, TransformerConfig
+
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(11, 13, d_model=16, num_heads=4, num_layers=1, d_ff=32,
+                                          positions=scheme)).eval()
+    src = torch.randint(3, 11, (3, 7))
+    src[2, 4:] = 0
+    lengths = torch.tensor([7, 7, 4])
+    tgt_in = torch.randint(3, 13, (3, 5))
+    logits, w = model(src, lengths, tgt_in)
+    assert logits.shape == (3, 5, 13) and w.shape == (3, 5, 7)
+    short, _ = model(src[2:, :4], lengths[2:], tgt_in[2:])  # padding changes nothing
+    assert torch.allclose(logits[2:], short, atol=1e-5)
+    pos_params = sum(p.numel() for n, p in model.named_parameters() if "position" in n or n.startswith("pos."))
+    want = {"learned": 128 * 16, "relative": 2 * 16 * 4}.get(scheme, 0)  # max_len x D; buckets x H per self-attention
+    assert pos_params == want, f"{scheme}: {pos_params} position parameters"
+    if scheme == "none":  # no positions: permuting the source words permutes nothing the decoder sees
+        perm = torch.tensor([3, 0, 6, 1, 5, 2, 4])
+        out_perm, _ = model(src[:2, perm], lengths[:2], tgt_in[:2])
+        assert torch.allclose(out_perm, logits[:2], atol=1e-5)
+
+
+def test_default_config_is_unchanged():
+    from course_utils.transformer import Transformer, TransformerConfig
+
+    cfg = TransformerConfig(11, 13)
+    assert cfg.positions == "sinusoidal"
+    from course_utils.positions import PositionalEncoding
+
+    assert isinstance(Transformer(cfg).pos, PositionalEncoding)
