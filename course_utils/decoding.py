@@ -121,6 +121,39 @@ def score_sequences(model: nn.Module, src: Tensor, src_lengths: Tensor, tokens: 
     return (logp.double() * counted).sum(1).float()  # (B,)
 
 
+# --------------------------------------------------------------------------- one token at a time
+def _one_token_at_a_time(model: nn.Module, src: Tensor, src_lengths: Tensor, max_len: int, use_cache: bool,
+                         choose) -> DecodeResult:
+    """Decode left to right, ``choose(logits, logp)`` (both (B, V)) -> (B,) picking each next token.
+
+    ``scores`` sums the model's own log-probabilities of the chosen tokens
+    (``<eos>`` included); after its ``<eos>`` a sentence gets padding, zero
+    weights and no more score. Used by :func:`greedy` and :func:`sample`.
+    """
+    B = src.shape[0]
+    bos_id, eos_id, pad_id = _ids(model)
+    state = model.start_decoding(src, src_lengths, use_cache=use_cache)
+    prev = torch.full((B,), bos_id, dtype=torch.long, device=src.device)  # (B,)
+    done = torch.zeros(B, dtype=torch.bool, device=src.device)  # (B,)
+    score = torch.zeros(B, dtype=torch.float64, device=src.device)  # (B,): float64 keeps sums exact enough
+    tokens, weights = [], []
+    for _ in range(_steps(model, max_len)):
+        logits, w, state = model.decode_step(state, prev)  # (B, V), (B, S) or None
+        logits = logits.float()
+        logp = F.log_softmax(logits, dim=-1)  # (B, V): the model's own distribution, for the score
+        nxt = choose(logits, logp)  # (B,)
+        score += logp.gather(1, nxt[:, None])[:, 0].double().masked_fill(done, 0.0)
+        tokens.append(nxt.masked_fill(done, pad_id))
+        if w is not None:
+            weights.append(w.float().masked_fill(done[:, None], 0.0))  # (B, S)
+        done = done | (nxt == eos_id)
+        prev = nxt
+        if bool(done.all()):
+            break
+    out, lengths = _pad_after_end(torch.stack(tokens, 1), eos_id, pad_id)  # (B, L)
+    return DecodeResult(out, score.float(), torch.stack(weights, 1) if weights else None, lengths)
+
+
 # --------------------------------------------------------------------------- greedy
 @torch.no_grad()
 def greedy(model: nn.Module, src: Tensor, src_lengths: Tensor, max_len: int,
@@ -133,27 +166,9 @@ def greedy(model: nn.Module, src: Tensor, src_lengths: Tensor, max_len: int,
 
     Shapes: src (B, S), src_lengths (B,) -> DecodeResult (tokens (B, L), L <= max_len)
     """
-    B = _check_inputs(src, src_lengths, max_len)
-    bos_id, eos_id, pad_id = _ids(model)
-    state = model.start_decoding(src, src_lengths, use_cache=use_cache)
-    prev = torch.full((B,), bos_id, dtype=torch.long, device=src.device)  # (B,)
-    done = torch.zeros(B, dtype=torch.bool, device=src.device)  # (B,)
-    score = torch.zeros(B, dtype=torch.float64, device=src.device)  # (B,): float64 keeps sums exact enough
-    tokens, weights = [], []
-    for _ in range(_steps(model, max_len)):
-        logits, w, state = model.decode_step(state, prev)  # (B, V), (B, S) or None
-        logp = F.log_softmax(logits.float(), dim=-1)  # (B, V)
-        nxt = logp.argmax(-1)  # (B,): the first maximum
-        score += logp.gather(1, nxt[:, None])[:, 0].double().masked_fill(done, 0.0)
-        tokens.append(nxt.masked_fill(done, pad_id))
-        if w is not None:
-            weights.append(w.float().masked_fill(done[:, None], 0.0))  # (B, S)
-        done = done | (nxt == eos_id)
-        prev = nxt
-        if bool(done.all()):
-            break
-    out, lengths = _pad_after_end(torch.stack(tokens, 1), eos_id, pad_id)  # (B, L)
-    return DecodeResult(out, score.float(), torch.stack(weights, 1) if weights else None, lengths)
+    _check_inputs(src, src_lengths, max_len)
+    return _one_token_at_a_time(model, src, src_lengths, max_len, use_cache,
+                                lambda logits, logp: logp.argmax(-1))  # (B,): the first maximum
 
 
 # --------------------------------------------------------------------------- beam search
@@ -305,29 +320,13 @@ def sample(model: nn.Module, src: Tensor, src_lengths: Tensor, max_len: int, tem
         raise ValueError(f"top_k: expected None or an int >= 1, got {top_k!r}")
     if top_p is not None and not 0.0 < float(top_p) <= 1.0:
         raise ValueError(f"top_p: expected None or a number in (0, 1], got {top_p!r}")
-    bos_id, eos_id, pad_id = _ids(model)
     device = src.device
-    state = model.start_decoding(src, src_lengths, use_cache=use_cache)
-    prev = torch.full((B,), bos_id, dtype=torch.long, device=device)  # (B,)
-    done = torch.zeros(B, dtype=torch.bool, device=device)  # (B,)
-    score = torch.zeros(B, dtype=torch.float64, device=device)  # (B,)
-    tokens, weights = [], []
-    for _ in range(_steps(model, max_len)):
-        logits, w, state = model.decode_step(state, prev)  # (B, V), (B, S) or None
-        logits = logits.float()
+
+    def draw(logits: Tensor, logp: Tensor) -> Tensor:  # inverse-CDF sampling, one uniform number per sentence
         probs = F.softmax(_filter_logits(logits / temperature, top_k, top_p), dim=-1)  # (B, V)
         cdf = probs.cumsum(-1)  # (B, V)
         u = 1.0 - torch.rand(B, generator=generator, device=device if generator is None else generator.device)
-        nxt = (cdf < u.to(device)[:, None] * cdf[:, -1:]).sum(-1)  # (B,): first token whose cdf reaches u
-        logp = F.log_softmax(logits, dim=-1)  # (B, V): the model's own distribution, for the score
-        score += logp.gather(1, nxt[:, None])[:, 0].double().masked_fill(done, 0.0)
-        tokens.append(nxt.masked_fill(done, pad_id))
-        if w is not None:
-            weights.append(w.float().masked_fill(done[:, None], 0.0))  # (B, S)
-        done = done | (nxt == eos_id)
-        prev = nxt
-        if bool(done.all()):
-            break
-    out, lengths = _pad_after_end(torch.stack(tokens, 1), eos_id, pad_id)  # (B, L)
-    return DecodeResult(out, score.float(), torch.stack(weights, 1) if weights else None, lengths)
+        return (cdf < u.to(device)[:, None] * cdf[:, -1:]).sum(-1)  # (B,): first token whose cdf reaches u
+
+    return _one_token_at_a_time(model, src, src_lengths, max_len, use_cache, draw)
 
