@@ -170,11 +170,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--warmup", type=int, default=2)
     args = parser.parse_args(argv)
 
+    threads = torch.get_num_threads()  # before pick_device(), which applies the course's thread default
     device = course_utils.pick_device(args.device)
     sizes = args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
     repeats = args.repeats or (2 if args.quick else 7)
     warmup = 1 if args.quick else args.warmup
-    threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:  # the test suite calls main() in its own process: give the thread count back
         rows = [row for size in sizes for row in bench_size(size, device, args.mask, warmup, repeats)]
