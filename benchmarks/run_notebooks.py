@@ -120,8 +120,32 @@ def run_one(path: Path, write: bool, timeout: int) -> dict:
         "title": notebook_title(nb),
     }
     if write and error is None:
-        nbformat.write(nb, path)
+        nbformat.write(compact_streams(nb), path)
     return result
+
+
+def compact_streams(nb):
+    """Store each cell's text output as a reader sees it: one stream per run, redraws resolved.
+
+    Consecutive ``stdout`` (or ``stderr``) outputs of a cell become one, and a line that a
+    carriage return redrew (a progress bar) keeps only its last frame, as JupyterLab shows
+    it. The rendered notebook is unchanged; the file loses hundreds of stale frames.
+    """
+    for cell in nb.cells:
+        if cell.get("cell_type") != "code":
+            continue
+        merged = []
+        for out in cell.get("outputs", []):
+            if (out.get("output_type") == "stream" and merged and merged[-1].get("output_type") == "stream"
+                    and merged[-1].get("name") == out.get("name")):
+                merged[-1]["text"] += out["text"]
+            else:
+                merged.append(out)
+        for out in merged:
+            if out.get("output_type") == "stream":
+                out["text"] = re.sub(r"[^\n]*\r+(?=[^\n])", "", out["text"]).replace("\r", "")
+        cell["outputs"] = merged
+    return nb
 
 
 def notebook_title(nb) -> str:

@@ -24,12 +24,15 @@ def progress_bar(iterable=None, **kwargs):
     """A tqdm bar: a widget in JupyterLab, plain text when ``COURSE_PROGRESS=text``.
 
     Headless runs (``./course bench``) set ``COURSE_PROGRESS=text`` so that the outputs
-    stored in a notebook show the finished bar instead of a widget frozen at 0 %.
+    stored in a notebook show the finished bar instead of a widget frozen at 0 %. A text
+    bar is drawn only when it starts and when it ends (nobody watches it), so a stored
+    notebook keeps two short lines per bar, not hundreds of redraws.
     Use it like ``tqdm``: ``for step in progress_bar(range(n), desc="training"): ...``.
     Introduced in notebook 01.
     """
     if os.environ.get("COURSE_PROGRESS", "").lower() == "text":
         from tqdm.std import tqdm
+        kwargs["mininterval"] = float("inf")
     else:
         from tqdm.auto import tqdm
     return tqdm(iterable, **kwargs)
@@ -109,7 +112,7 @@ def train(model: nn.Module, corpus: Corpus, steps: int | None = 1000, seconds: f
             history.seconds = time.perf_counter() - start - paused
             bar.update(1)
             if history.steps % 20 == 0:
-                bar.set_postfix(loss=f"{sum(history.losses[-20:]) / 20:.3f}")
+                bar.set_postfix(loss=f"{sum(history.losses[-20:]) / 20:.3f}", refresh=False)
             stop = False
             if callback is not None and history.steps % callback_every == 0:
                 tick = time.perf_counter()

@@ -196,6 +196,17 @@ def test_progress_bar_is_text_when_asked(monkeypatch):
     assert list(TR.progress_bar(range(3), disable=True)) == [0, 1, 2]
 
 
+def test_text_progress_bar_draws_only_its_start_and_end(corpus, monkeypatch, capsys):
+    # A stored notebook keeps every redraw of a text bar: 40 steps must not mean 40 frames.
+    monkeypatch.setenv("COURSE_PROGRESS", "text")
+    torch.manual_seed(0)
+    cfg = M.Seq2SeqConfig(len(corpus.src_vocab), len(corpus.tgt_vocab), emb_dim=8, hidden_dim=8)
+    TR.train(M.Seq2Seq.build(cfg), corpus, steps=40, batch_size=4, desc="tiny")
+    frames = [f for f in capsys.readouterr().err.replace("\n", "\r").split("\r") if f.strip()]
+    assert len(frames) == 2, f"expected the 0 % and the final frame, got {len(frames)}: {frames}"
+    assert "40/40" in frames[-1] and "loss=" in frames[-1], frames[-1]
+
+
 def test_plot_history_accepts_a_history(corpus):
     import matplotlib
 

@@ -303,6 +303,29 @@ def test_bench_threads_override_the_course_default_in_the_kernel(tmp_path):
 
 
 # --------------------------------------------------------------------------- package
+def test_compact_streams_keeps_what_a_reader_sees():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("train()")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="\rfit:   0%|  | 0/9"),
+                    nbformat.v4.new_output("stream", name="stderr", text="\rfit: 100%|##| 9/9\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="loss 0.1\n")]
+    nb.cells = [cell]
+    outs = run_notebooks.compact_streams(nb).cells[0].outputs
+    assert [(o.name, o.text) for o in outs] == [("stderr", "fit: 100%|##| 9/9\n"), ("stdout", "loss 0.1\n")]
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_committed_outputs_are_compact(path):
+    # `./course bench --write` stores outputs through compact_streams: no stale progress-bar frames.
+    nb = nbformat.read(path, as_version=4)
+    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        streams = [o for o in cell.outputs if o.output_type == "stream"]
+        runs = [(a.name, b.name) for a, b in zip(cell.outputs, cell.outputs[1:])
+                if a.output_type == b.output_type == "stream" and a.name == b.name]
+        assert not runs, f"code cell {i}: consecutive {runs[0][0]} outputs, expected them merged into one"
+        assert not any("\r" in o.text for o in streams), f"code cell {i}: carriage returns (redrawn frames) stored"
+
+
 def test_every_course_utils_module_stays_under_400_lines():
     sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in (ROOT / "course_utils").glob("*.py")}
     assert len(sizes) >= 10 and "instruments.py" in sizes
