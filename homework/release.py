@@ -17,7 +17,9 @@ all the grader reads, are exactly the English release's. A homework whose transl
 missing, stale or incomplete for this source is released in English only, with a warning.
 
 ``export_sources(dest)`` copies (or with ``move=True`` moves) the instructor notebooks to a
-folder outside the repository, e.g. a private repository (docs/homework.md).
+folder outside the repository, e.g. a private repository (docs/homework.md); moving the
+repository's own sources also deletes their generated Chinese edition
+(``notebooks/zh/homework/source/``), which holds the same solutions.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from homework.spec import BEGIN_HIDDEN, BEGIN_SOLUTION, END_HIDDEN, END_SOLUTION
 MARKERS = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "BEGIN SOLUTION", "END SOLUTION")
 MANIFEST = "release.json"  # sha256 of each source notebook at release time
 ZH = "zh"  # the Chinese student notebooks: release/zh/hwNN/hwNN.ipynb
+ZH_SOURCE_DIR = ROOT / "notebooks" / ZH / "homework" / "source"  # the generated Chinese instructor notebooks
 STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
 
 
@@ -244,6 +247,15 @@ def export_sources(dest: Path, move: bool = False, source: Path | None = None, l
         for name in names:
             shutil.rmtree(src / name)
             log(f"removed {src / name}")
+    zh_copies = [ZH_SOURCE_DIR / name for name in names if (ZH_SOURCE_DIR / name).is_dir()]
+    if src == SOURCE_DIR and zh_copies:  # the generated Chinese instructor notebooks hold the same solutions
+        if move:
+            for folder in zh_copies:
+                shutil.rmtree(folder)
+                log(f"removed {folder} (its Chinese edition, same solutions)")
+        else:
+            log(f"note: {ZH_SOURCE_DIR} holds the Chinese edition of these notebooks, solutions included; "
+                "--move removes it too")
     if src == SOURCE_DIR or move:
         log(f"from now on: export COURSE_HOMEWORK_SOURCE={dest}  (or pass --source {dest})")
     return written

@@ -201,3 +201,20 @@ def test_a_chinese_submission_gets_the_same_grades_as_the_english_one(released, 
     assert english == chinese
     score, top = report.scores[("chinese", name)]
     assert score == top - 3 and english["test_ex2"] == 0, (score, top, english)
+
+
+def test_moving_the_sources_out_also_removes_their_chinese_edition(tmp_path, monkeypatch):
+    """export-sources --move: the generated Chinese instructor notebooks hold the same solutions."""
+    from homework import release as rel
+
+    src, zh_src = tmp_path / "repo" / "source", tmp_path / "repo" / "zh" / "source"
+    shutil.copytree(SOURCE_DIR / "hw02", src / "hw02")
+    shutil.copytree(tr.output_path(SOURCE_DIR / "hw02" / "hw02.ipynb").parent, zh_src / "hw02")
+    monkeypatch.setattr(rel, "SOURCE_DIR", src)
+    monkeypatch.setattr(rel, "ZH_SOURCE_DIR", zh_src)
+    logged = []
+    rel.export_sources(tmp_path / "private", source=src, log=logged.append)
+    assert (zh_src / "hw02").is_dir() and any("--move removes it too" in line for line in logged)
+    rel.export_sources(tmp_path / "private2", move=True, source=src, log=logged.append)
+    assert not (src / "hw02").exists() and not (zh_src / "hw02").exists()
+    assert (tmp_path / "private2" / "hw02" / "hw02.ipynb").is_file()
