@@ -47,6 +47,7 @@ from homework import codec, spec as specs
 from homework.execute import RunResult, run_steps
 from homework.sandbox import Limits, Sandbox
 
+LAYOUT = "DIR/<student>/hwNN/hwNN.ipynb"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 HW_NAME = re.compile(r"^hw\d\d$", re.I)
 MARKER = ".homework-grades"
@@ -155,6 +156,24 @@ def _short(name: str) -> str:
     return ascii(name if len(name) <= 40 else name[:40] + "...")
 
 
+def _deeper(folder: Path, names: list[str]) -> str:
+    """A hint when ``folder/<x>/hwNN/`` exists: the layout is one level too deep."""
+    try:
+        children = sorted(c for c in os.listdir(folder) if not c.startswith(".") and _real_dir(folder / c))
+    except OSError:
+        return ""
+    for child in children[:200]:
+        try:
+            inner = os.listdir(folder / child)
+        except OSError:
+            continue
+        found = sorted(i for i in inner if i in names)
+        if found:
+            return (f" (found {_short(folder.name)}/{_short(child)}/{found[0]}/: one level too deep, "
+                    f"so give the folder {_short(folder.name)} itself, not the one above it)")
+    return ""
+
+
 def collect(submissions: Path, names: list[str], report: GradeReport) -> list[Submission]:
     """What to grade, with notes; fills ``report.students`` and ``report.attention``."""
     todo: list[Submission] = []
@@ -179,6 +198,8 @@ def collect(submissions: Path, names: list[str], report: GradeReport) -> list[Su
             inside = sorted(os.listdir(path))
         except OSError:
             inside = []
+        if not any(HW_NAME.match(item) for item in inside):
+            report.attention.append(f"{entry}/: no homework folder in it; expected {LAYOUT}{_deeper(path, names)}")
         for item in inside:
             if HW_NAME.match(item) and item not in names:
                 what = (f"looks like {item.lower()} but the name is {item!r}: rename it to {item.lower()}"
@@ -457,11 +478,16 @@ class Judge:
             check(*(got, want, inp)[:max(2, min(3, n))])
         except AssertionError as err:
             text = str(err).strip().splitlines()
-            return "AssertionError: " + (text[0] if text else "a check failed")
+            return self._see(gid, "AssertionError: " + (text[0] if text else "a check failed"))
         except Exception as err:  # noqa: BLE001 - a value of the wrong kind fails the check
             text = str(err).strip().splitlines()
-            return f"{type(err).__name__}: {text[0] if text else ''}"
+            return self._see(gid, f"{type(err).__name__}: {text[0] if text else ''}")
         return ""
+
+    def _see(self, gid: str, why: str) -> str:
+        """``why`` and the lesson section that the test cell's visible messages point to."""
+        see = self.spec.test(gid).see
+        return f"{why}; {see}" if see and "see lesson" not in why else why
 
 
 # ------------------------------------------------------------------- grade ---
@@ -523,18 +549,20 @@ def grade(submissions: Path, out: Path | None = None, *, source: Path | None = N
     all_specs = load_specs(only, source)
     if not all_specs:
         raise GradeError(f"no homework found in {src} (expected hwNN/hwNN.ipynb)")
+    report = GradeReport(Path(os.path.abspath(out)), [], sorted(all_specs))
+    todo = collect(submissions, sorted(all_specs), report)
+    if not todo:
+        raise GradeError(no_submissions(submissions, sorted(all_specs)))
     prepare_out(out, submissions, [ROOT, src, ROOT / "course_utils"])
     out = Path(os.path.abspath(out))
     if unsafe_no_sandbox:
         log("WARNING: --unsafe-no-sandbox: student code runs with your rights, unconfined; trusted notebooks only")
-    report = GradeReport(out, [], sorted(all_specs))
     usable = {}
     for name, spec in all_specs.items():
         if spec.problems:
             report.attention += [f"{name} cannot be graded: {p}" for p in spec.problems]
         else:
             usable[name] = spec
-    todo = collect(submissions, sorted(all_specs), report)
     secret = secrets.token_bytes(32)
     judges = {name: Judge(spec, secret) for name, spec in usable.items()}
     work = Path(tempfile.mkdtemp(prefix="homework-grade-"))
@@ -574,6 +602,27 @@ def grade(submissions: Path, out: Path | None = None, *, source: Path | None = N
             (out / "logs" / f"{sub.student}-{sub.assignment}.log").write_text(sub.log, encoding="utf-8")
     write_reports(report)
     return report
+
+
+def no_submissions(submissions: Path, names: list[str]) -> str:
+    """Why DIR holds nothing to grade, with the expected layout and what was found instead."""
+    why = f"no submission in {submissions} in the expected layout {LAYOUT} (DIR = {submissions}); nothing was graded"
+    try:
+        entries = sorted(e for e in os.listdir(submissions) if not e.startswith("."))
+    except OSError:
+        entries = []
+    if not entries:
+        return why + ": the folder is empty"
+    flat = [e for e in entries if e in names]
+    if flat:
+        return why + (f": {flat[0]}/ lies directly in DIR, one level too shallow; "
+                      f"put each student's homework folders in a folder of their own, DIR/<student>/{flat[0]}/")
+    for entry in entries[:200]:
+        if _real_dir(submissions / entry):
+            hint = _deeper(submissions / entry, names)
+            if hint:
+                return why + ": " + hint.strip(" ()").replace("so give", "give")
+    return why + f": found {', '.join(map(_short, entries[:5]))}{' ...' if len(entries) > 5 else ''}"
 
 
 class _Slots:
@@ -685,7 +734,7 @@ def write_reports(report: GradeReport) -> None:
         w.writerow(["student", "assignment", "test", "points", "max_points", "passed", "error"])
         for t in report.tests:
             w.writerow([cell_text(t.student), t.assignment, cell_text(t.test), f"{t.points:g}", f"{t.max_points:g}",
-                        int(t.points >= t.max_points), cell_text(t.error[:300])])
+                        int(t.points >= t.max_points), cell_text(t.error[:600])])
     with open(out / "notes.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["student", "assignment", "note"])

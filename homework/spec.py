@@ -22,6 +22,7 @@ ANSWER_ID = re.compile(r"^ex(\d+)_[A-Za-z0-9_]+$")
 TEST_ID = re.compile(r"^test_ex(\d+)(?:_[A-Za-z0-9_]+)?$")
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
+SEE = re.compile(r"see lesson \d\d, section \d+ \([^)]*\)")  # the pointer of every visible message
 OLD_FORMAT = ("old nbgrader format: its hidden tests are asserts that would run in the student's kernel; "
               "write `def probe(inp)` and `def check(got, want, inp)` (and optionally `def inputs(g)`) "
               "in the hidden block instead (docs/homework.md, 'Writing a homework')")
@@ -37,6 +38,7 @@ class Test:
     probe: str  # the imports of the hidden block and `def probe`, sent into the sandbox
     anchor: str | None  # grade_id of the answer cell it follows (where its probe runs)
     has_inputs: bool = False
+    see: str = ""  # "see lesson NN, section N (Title)" from the visible messages: added to the check's message
 
 
 @dataclass
@@ -146,7 +148,9 @@ def load(path: Path) -> Spec:
             exercise = int(m.group(1))
             if last_answer is None or spec.answers.get(last_answer) != exercise:
                 spec.problems.append(f"{where}: must follow an answer cell of exercise {exercise}")
-            spec.tests.append(Test(gid, exercise, float(points), visible, hidden, probe, last_answer, has_inputs))
+            see = SEE.search(visible)
+            spec.tests.append(Test(gid, exercise, float(points), visible, hidden, probe, last_answer, has_inputs,
+                                   see.group(0) if see else ""))
             spec.cells.append({"kind": "test", "gid": gid, "source": cell.source})
         else:
             spec.cells.append({"kind": "plain", "gid": None, "source": cell.source})
