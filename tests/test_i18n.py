@@ -8,6 +8,7 @@ like the English one, and graded the same (one real grading run of one homework,
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -141,6 +142,28 @@ def test_every_lesson_and_homework_has_a_complete_current_chinese_edition(notebo
             assert _is_chinese(zh_cell.source), f"{zh_cell.id}: no Chinese text"
         else:
             assert zh_cell == en_cell, f"{en_cell.id}: code cells, outputs and metadata must be copied exactly"
+
+
+OPTION = re.compile(r"^- \(([a-d])\) (.+)$", re.M)
+
+
+@pytest.mark.parametrize("notebook", tr.homework(ROOT), ids=lambda p: p.stem)
+def test_chinese_choices_keep_their_letters_and_do_not_give_the_answer_away(notebook):
+    """The letters (a)-(d) the answer cells expect are the English ones, cell by cell; and, as
+    in English (tests/test_homework_feedback.py), the right option of a multiple-choice question
+    is at most 1.25 x as long as the longest wrong one, so its length does not give it away."""
+    en, zh = (nbformat.read(p, 4) for p in (notebook, tr.output_path(notebook, ROOT)))
+    options = {}
+    for en_cell, zh_cell in zip(en.cells, zh.cells):
+        if en_cell.cell_type == "markdown":
+            letters = [m[0] for m in OPTION.findall(en_cell.source)]
+            assert [m[0] for m in OPTION.findall(zh_cell.source)] == letters, f"{zh_cell.id}: option letters"
+            options = dict(OPTION.findall(zh_cell.source)) or options
+            continue
+        right = re.search(r'^answer = "([a-d])"', en_cell.source, re.M)
+        if specs.ANSWER_ID.match(specs.nbgrader_meta(en_cell).get("grade_id", "")) and right:
+            wrong = max(len(text) for letter, text in options.items() if letter != right[1])
+            assert len(options[right[1]]) <= 1.25 * wrong, (options, right[1])
 
 
 # ------------------------------------------------- the Chinese student release ---
