@@ -1,11 +1,11 @@
 """Command line: ``python -m homework.cli release | grade DIR | validate | export-sources DEST``.
 
-release         write the student notebooks into build/homework/release/ and check that no
-                solution and no hidden check is in them
+release         write the student notebooks into build/homework/release/ (the Chinese edition into
+                build/homework/release/zh/) and check that no solution and no hidden check is in them
 grade DIR       grade DIR/<student>/hwNN/hwNN.ipynb, each in a bubblewrap sandbox; write grades.csv,
                 feedback.csv, feedback.html, notes.csv (default into build/homework/graded/)
 validate        check every instructor notebook: the format, full marks for its solutions,
-                zero for its unfilled release
+                zero for its unfilled release, in English and in Chinese
 export-sources  copy (--move: move) the instructor notebooks out of the repository, e.g. into a
                 private repository; then pass --source DEST or set COURSE_HOMEWORK_SOURCE=DEST
 
@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             from homework.release import release
 
             release(source=args.source)
-            print(f"student notebooks in {BUILD_DIR / 'release'}: no hidden checks, no solutions, no outputs")
+            print(f"student notebooks in {BUILD_DIR / 'release'} (Chinese: {BUILD_DIR / 'release' / 'zh'}): "
+                  "no hidden checks, no solutions, no outputs")
             return 0
         if args.command == "export-sources":
             from homework.release import export_sources

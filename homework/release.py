@@ -9,8 +9,17 @@ false, as nbgrader's ``generate_assignment`` does). The nbgrader metadata stays,
 notebooks still open in nbgrader's tools. ``check_release`` then fails if a marker, or any line
 that only a hidden block or a solution contains, is still there.
 
+The Chinese edition goes to ``build/homework/release/zh/hwNN/hwNN.ipynb`` (the same file name, so
+a student submits ``<student>/hwNN/hwNN.ipynb`` in either language): the same instructor
+notebook with its markdown cells taken from ``i18n/zh/hwNN.yaml`` (``i18n.translate.translated``),
+then the same ``student_version`` and the same leak check, plus a check that its code cells,
+all the grader reads, are exactly the English release's. A homework whose translation is
+missing, stale or incomplete for this source is released in English only, with a warning.
+
 ``export_sources(dest)`` copies (or with ``move=True`` moves) the instructor notebooks to a
-folder outside the repository, e.g. a private repository (docs/homework.md).
+folder outside the repository, e.g. a private repository (docs/homework.md); moving the
+repository's own sources also deletes their generated Chinese edition
+(``notebooks/zh/homework/source/``), which holds the same solutions.
 """
 from __future__ import annotations
 
@@ -26,6 +35,8 @@ from homework.spec import BEGIN_HIDDEN, BEGIN_SOLUTION, END_HIDDEN, END_SOLUTION
 
 MARKERS = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "BEGIN SOLUTION", "END SOLUTION")
 MANIFEST = "release.json"  # sha256 of each source notebook at release time
+ZH = "zh"  # the Chinese student notebooks: release/zh/hwNN/hwNN.ipynb
+ZH_SOURCE_DIR = ROOT / "notebooks" / ZH / "homework" / "source"  # the generated Chinese instructor notebooks
 STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
 
 
@@ -81,7 +92,8 @@ def student_version(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def release(out_root: Path = BUILD_DIR, source: Path | None = None, log=print) -> dict[str, Path]:
-    """Write ``out_root/release/hwNN/hwNN.ipynb`` for every homework; return their paths.
+    """Write ``out_root/release/hwNN/hwNN.ipynb`` for every homework, and the Chinese edition
+    ``out_root/release/zh/hwNN/hwNN.ipynb`` where its translation is current; return the English paths.
 
     Raises ``RuntimeError`` if there is no homework or the release would leak a solution or a hidden check.
     """
@@ -101,12 +113,62 @@ def release(out_root: Path = BUILD_DIR, source: Path | None = None, log=print) -
         released[name] = path
         log(f"released {name} -> {path}")
     problems = check_release(src, target)
+    if not problems:
+        zh_names = release_chinese(src, names, target, log)
+        problems = [f"{ZH}/{p}" for p in check_release(src, target / ZH, zh_names)]
+        problems += same_code(target, target / ZH, zh_names)
     if problems:
         shutil.rmtree(target, ignore_errors=True)
         raise RuntimeError("the student release is not safe to hand out:\n  " + "\n  ".join(problems))
     manifest = {name: sha256(src / name / f"{name}.ipynb") for name in names}
     (out_root / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return released
+
+
+def chinese_problems(source_nb: Path) -> list[str] | None:
+    """Why ``source_nb`` has no current Chinese edition ([] if it has one; None: no translation file)."""
+    from i18n import translate
+
+    if not translate.translation_path(source_nb).exists():
+        return None
+    return [str(p) for p in translate.cell_problems(source_nb)]
+
+
+def release_chinese(src: Path, names: list[str], target: Path, log=print) -> list[str]:
+    """Write ``target/zh/hwNN/hwNN.ipynb`` for every homework with a current translation; their names."""
+    from i18n import translate
+
+    done = []
+    for name in names:
+        source_nb = src / name / f"{name}.ipynb"
+        why = chinese_problems(source_nb)
+        if why is None:
+            log(f"no Chinese edition of {name}: no {translate.translation_path(source_nb).relative_to(ROOT)}")
+            continue
+        if why:
+            log(f"WARNING: {name} released in English only: its Chinese translation is not current for "
+                f"{source_nb} (python -m i18n.translate check):\n  " + "\n  ".join(why))
+            continue
+        nb = nbformat.read(source_nb, as_version=4)
+        zh = translate.translated(nb, translate.load(translate.translation_path(source_nb)),
+                                  translated_from=f"../../{name}/{name}.ipynb")
+        path = target / ZH / name / f"{name}.ipynb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(student_version(zh), path)
+        done.append(name)
+        log(f"released {name} (Chinese) -> {path}")
+    return done
+
+
+def same_code(release_root: Path, zh_root: Path, names: list[str]) -> list[str]:
+    """Problems if a Chinese student notebook's code cells are not exactly the English one's."""
+    problems = []
+    for name in names:
+        en, zh = (nbformat.read(root / name / f"{name}.ipynb", as_version=4) for root in (release_root, zh_root))
+        code = [[(c.source, c.metadata) for c in nb.cells if c.cell_type == "code"] for nb in (en, zh)]
+        if code[0] != code[1]:
+            problems.append(f"{ZH}/{name}: its code cells differ from the English release's")
+    return problems
 
 
 def _blocks(source: str) -> tuple[list[str], list[str]]:
@@ -133,11 +195,15 @@ def secret_lines(source_nb: Path) -> set[str]:
     return {line for line in secret if len(line) >= 12 and line not in set(public)}
 
 
-def check_release(source_root: Path, release_root: Path) -> list[str]:
-    """Problems that would leak answers to students; an empty list means the release is safe."""
+def check_release(source_root: Path, release_root: Path, names: list[str] | None = None) -> list[str]:
+    """Problems that would leak answers to students; an empty list means the release is safe.
+
+    ``names``: only these homework (default: every ``hw*/hw*.ipynb`` of the source)."""
     problems = []
     for source_nb in sorted(Path(source_root).glob("hw*/hw*.ipynb")):
         name = source_nb.parent.name
+        if names is not None and name not in names:
+            continue
         released = Path(release_root) / name / source_nb.name
         if not released.is_file():
             problems.append(f"{name}: no released notebook at {released}")
@@ -181,6 +247,15 @@ def export_sources(dest: Path, move: bool = False, source: Path | None = None, l
         for name in names:
             shutil.rmtree(src / name)
             log(f"removed {src / name}")
+    zh_copies = [ZH_SOURCE_DIR / name for name in names if (ZH_SOURCE_DIR / name).is_dir()]
+    if src == SOURCE_DIR and zh_copies:  # the generated Chinese instructor notebooks hold the same solutions
+        if move:
+            for folder in zh_copies:
+                shutil.rmtree(folder)
+                log(f"removed {folder} (its Chinese edition, same solutions)")
+        else:
+            log(f"note: {ZH_SOURCE_DIR} holds the Chinese edition of these notebooks, solutions included; "
+                "--move removes it too")
     if src == SOURCE_DIR or move:
         log(f"from now on: export COURSE_HOMEWORK_SOURCE={dest}  (or pass --source {dest})")
     return written

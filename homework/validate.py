@@ -1,7 +1,10 @@
 """Check every homework: its format, full marks for the instructor's answers, zero for the release.
 
 The instructor's answers are filled into the released notebook (as a student would submit
-them) and graded by the real grader, sandbox included, together with the unfilled release.
+them) and graded by the real grader, sandbox included, together with the unfilled release; the
+same for the Chinese release (``release/zh/``, students ``solution-zh`` and ``unfilled-zh``), which
+must also get, test by test, the points of the English one. A homework with a translation file
+but no current Chinese edition is a problem.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from pathlib import Path
 import nbformat
 
 from homework import CELL_TIMEOUT, assignments, source_dir
-from homework.release import release
+from homework.release import ZH, chinese_problems, release
 from homework.spec import load, nbgrader_meta, strip_solution_markers
 
 
@@ -41,12 +44,22 @@ def validate(source: Path | None = None, cell_timeout: float = CELL_TIMEOUT, uns
     with tempfile.TemporaryDirectory(prefix="homework-validate-") as tmp:
         tmp = Path(tmp)
         released = release(tmp / "build", source=src, log=lambda *a: None)
-        for name, path in released.items():
-            for student, nb in (("solution", solved(path, src / name / f"{name}.ipynb")),
-                                ("unfilled", nbformat.read(path, as_version=4))):
-                target = tmp / "subs" / student / name / f"{name}.ipynb"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                nbformat.write(nb, target)
+        editions = [("", released)]
+        zh = {name: tmp / "build" / "release" / ZH / name / f"{name}.ipynb" for name in names}
+        for name in names:
+            why = chinese_problems(src / name / f"{name}.ipynb")
+            if why:
+                problems += [f"Chinese {name}: {p}" for p in why]
+        zh = {name: path for name, path in zh.items() if path.is_file()}
+        if zh:
+            editions.append(("-zh", zh))
+        for suffix, paths in editions:
+            for name, path in paths.items():
+                for student, nb in ((f"solution{suffix}", solved(path, src / name / f"{name}.ipynb")),
+                                    (f"unfilled{suffix}", nbformat.read(path, as_version=4))):
+                    target = tmp / "subs" / student / name / f"{name}.ipynb"
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    nbformat.write(nb, target)
         report = grade(tmp / "subs", tmp / "out", source=src, cell_timeout=cell_timeout,
                        unsafe_no_sandbox=unsafe_no_sandbox, log=lambda *a: None)
         problems += report.attention
@@ -62,5 +75,14 @@ def validate(source: Path | None = None, cell_timeout: float = CELL_TIMEOUT, uns
             if zero:
                 problems += [f"unfilled {name}: {t.test} passes without an answer" for t in report.tests
                              if (t.student, t.assignment) == ("unfilled", name) and t.points]
+            if name in zh:
+                for student in ("solution", "unfilled"):
+                    en_points = report.test_points(student, name)
+                    zh_points = report.test_points(f"{student}-zh", name)
+                    same = en_points == zh_points
+                    log(f"{student} {name}, Chinese: {sum(zh_points.values()):g}/{top:g} "
+                        f"{'ok, the same points per test' if same else 'FAILED'}")
+                    if not same:
+                        problems.append(f"Chinese {name}: {student} gets {zh_points}, the English one {en_points}")
     log("all homework behave" if not problems else f"{len(problems)} problem(s)")
     return problems

@@ -7,7 +7,16 @@
 One source of truth for code and outputs: a Chinese notebook is the English notebook with
 only its markdown cells replaced (code cells, their outputs and execution counts are copied
 as they are, so nothing is executed twice and code cannot drift). Image links
-``../images/...`` are rewritten for the extra folder level.
+``../images/...`` (``../../../images/...`` in homework) are rewritten for the extra folder level.
+
+The Chinese edition of ``notebooks/X`` is ``notebooks/zh/X``, for the lessons
+(``notebooks/NN_*.ipynb`` -> ``notebooks/zh/NN_*.ipynb``) and for the homework instructor
+notebooks (``notebooks/homework/source/hwNN/hwNN.ipynb`` ->
+``notebooks/zh/homework/source/hwNN/hwNN.ipynb``, solutions and hidden checks included, like
+the English source). Students never get those: ``./course homework release`` writes the
+Chinese student notebooks ``build/homework/release/zh/hwNN/hwNN.ipynb`` from the instructor
+source and ``i18n/zh/hwNN.yaml`` (``translated``), with the English release's stripping and
+leak check (homework/release.py).
 
 A translation file ``i18n/zh/<stem>.yaml`` holds, per English markdown cell (keyed by the
 cell's nbformat ``id``), the translation and ``en``: the first 12 hex digits of the SHA-256 of
@@ -20,6 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -33,12 +43,23 @@ LANG = "zh"
 TRANSLATIONS = ROOT / "i18n" / LANG
 OUT = ROOT / "notebooks" / LANG
 CJK = re.compile(r"[\u4e00-\u9fff]")
-IMAGE_LINK = re.compile(r"(\]\(|src=\")\.\./images/")
+IMAGE_LINK = re.compile(r"(\]\(|src=\")((?:\.\./)+)images/")
+
+
+def lessons(root: Path = ROOT) -> list[Path]:
+    """The English lesson notebooks, in order."""
+    return sorted((root / "notebooks").glob("[0-9]*.ipynb"))
+
+
+def homework(root: Path = ROOT) -> list[Path]:
+    """The English homework instructor notebooks ``notebooks/homework/source/hwNN/hwNN.ipynb``, in order."""
+    found = (root / "notebooks" / "homework" / "source").glob("hw[0-9][0-9]/hw[0-9][0-9].ipynb")
+    return sorted(p for p in found if p.stem == p.parent.name)
 
 
 def sources(root: Path = ROOT) -> list[Path]:
-    """English notebooks that have a Chinese edition: the lessons, in order."""
-    return sorted((root / "notebooks").glob("[0-9]*.ipynb"))
+    """English notebooks that have a Chinese edition: the lessons, then the homework."""
+    return lessons(root) + homework(root)
 
 
 def digest(text: str) -> str:
@@ -51,7 +72,16 @@ def translation_path(notebook: Path, root: Path = ROOT) -> Path:
 
 
 def output_path(notebook: Path, root: Path = ROOT) -> Path:
-    return root / "notebooks" / LANG / notebook.name
+    """``notebooks/X`` -> ``notebooks/zh/X``."""
+    return root / "notebooks" / LANG / notebook.relative_to(root / "notebooks")
+
+
+def _shown(notebook: Path, root: Path = ROOT) -> str:
+    """The notebook's path for messages and file headers: relative to root when inside it."""
+    try:
+        return str(notebook.relative_to(root))
+    except ValueError:
+        return str(notebook)
 
 
 def load(path: Path) -> dict[str, dict]:
@@ -82,11 +112,11 @@ def _str(dumper: yaml.SafeDumper, text: str) -> yaml.Node:
 _Dumper.add_representer(str, _str)
 
 
-def save(path: Path, notebook: Path, table: dict[str, dict], order: list[str]) -> None:
+def save(path: Path, notebook: Path, table: dict[str, dict], order: list[str], root: Path = ROOT) -> None:
     """Write a translation file, entries in the English notebook's cell order."""
     cells = [{"id": cid, "en": table[cid]["en"], "zh": table[cid]["zh"]} for cid in order if cid in table]
     cells += [{"id": cid, **entry} for cid, entry in table.items() if cid not in order]  # orphans last
-    header = (f"# Chinese translation of notebooks/{notebook.name}: one entry per markdown cell.\n"
+    header = (f"# Chinese translation of {_shown(notebook, root)}: one entry per markdown cell.\n"
               f"# en = digest of the English cell it translates (python -m i18n.translate check).\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + yaml.dump({"notebook": notebook.name, "cells": cells}, Dumper=_Dumper,
@@ -109,9 +139,10 @@ def _first_line(text: str) -> str:
     return line[:70]
 
 
-def problems_of(notebook: Path, root: Path = ROOT) -> list[Problem]:
-    """Everything that keeps ``notebook``'s Chinese edition from being complete and current."""
-    nb = nbformat.read(notebook, as_version=4)
+def cell_problems(notebook: Path, root: Path = ROOT, nb: nbformat.NotebookNode | None = None) -> list[Problem]:
+    """Markdown cells of ``notebook`` (any path: a private homework source too) whose translation
+    in ``i18n/zh/<stem>.yaml`` is missing, untranslated, stale or orphaned."""
+    nb = nb if nb is not None else nbformat.read(notebook, as_version=4)
     table = load(translation_path(notebook, root))
     found, ids = [], set()
     for cell in nb.cells:
@@ -126,8 +157,14 @@ def problems_of(notebook: Path, root: Path = ROOT) -> list[Problem]:
         elif entry["en"] != digest(cell.source):
             found.append(Problem(notebook.name, cell.id, "stale",
                                  f"the English cell changed since it was translated: {_first_line(cell.source)}"))
-    for cid in table.keys() - ids:
+    for cid in sorted(table.keys() - ids):
         found.append(Problem(notebook.name, cid, "orphan", "no markdown cell with this id in the English notebook"))
+    return found
+
+
+def problems_of(notebook: Path, root: Path = ROOT) -> list[Problem]:
+    """Everything that keeps ``notebook``'s Chinese edition from being complete and current."""
+    found = cell_problems(notebook, root)
     out = output_path(notebook, root)
     if not found and (not out.exists() or out.read_text(encoding="utf-8") != render(notebook, root)):
         found.append(Problem(notebook.name, "-", "outdated", f"{out.relative_to(root)} differs from a fresh build: "
@@ -137,22 +174,28 @@ def problems_of(notebook: Path, root: Path = ROOT) -> list[Problem]:
 
 def localise(source: str) -> str:
     """Markdown of the Chinese notebook: links into images/ one folder further up."""
-    return IMAGE_LINK.sub(lambda m: m.group(1) + "../../images/", source)
+    return IMAGE_LINK.sub(lambda m: m.group(1) + "../" + m.group(2) + "images/", source)
+
+
+def translated(nb: nbformat.NotebookNode, table: dict[str, dict], translated_from: str) -> nbformat.NotebookNode:
+    """A copy of ``nb`` with its markdown cells in Chinese (English where ``table`` has no text)."""
+    zh = copy.deepcopy(nb)
+    for cell in zh.cells:
+        if cell.cell_type == "markdown":
+            entry = table.get(cell.get("id"))
+            text = entry["zh"] if entry and isinstance(entry["zh"], str) and entry["zh"].strip() else cell.source
+            cell.source = localise(text)
+    zh.metadata["course"] = {**zh.metadata.get("course", {}), "language": LANG,
+                             "translated_from": translated_from}
+    return zh
 
 
 def render(notebook: Path, root: Path = ROOT) -> str:
     """The Chinese notebook's file contents (English cells where no translation exists yet)."""
     nb = nbformat.read(notebook, as_version=4)
     table = load(translation_path(notebook, root))
-    zh = copy.deepcopy(nb)
-    for cell in zh.cells:
-        if cell.cell_type == "markdown":
-            entry = table.get(cell.id)
-            text = entry["zh"] if entry and isinstance(entry["zh"], str) and entry["zh"].strip() else cell.source
-            cell.source = localise(text)
-    zh.metadata["course"] = {**zh.metadata.get("course", {}), "language": LANG,
-                             "translated_from": f"../{notebook.name}"}
-    return nbformat.writes(zh) + "\n"
+    back = Path(os.path.relpath(notebook, output_path(notebook, root).parent)).as_posix()
+    return nbformat.writes(translated(nb, table, back)) + "\n"
 
 
 def build(notebooks: list[Path], root: Path = ROOT) -> list[Path]:
@@ -180,14 +223,14 @@ def extract(notebook: Path, root: Path = ROOT) -> int:
         if cell.cell_type == "markdown" and cell.id not in table:
             table[cell.id] = {"en": digest(cell.source), "zh": ""}
             added += 1
-    save(path, notebook, table, [c.id for c in nb.cells])
+    save(path, notebook, table, [c.id for c in nb.cells], root)
     return added
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m i18n.translate", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("build", help="write notebooks/zh/ from the English notebooks and i18n/zh/")
+    sub.add_parser("build", help="write notebooks/zh/ (lessons and homework) from the English notebooks and i18n/zh/")
     chk = sub.add_parser("check", help="name every missing, stale or untranslated cell")
     chk.add_argument("--all", action="store_true", help="also notebooks without a translation file")
     ext = sub.add_parser("extract", help="add skeleton entries for untranslated cells")

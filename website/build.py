@@ -262,7 +262,8 @@ def release_homework() -> list[Path]:
     if proc.returncode != 0:
         raise RuntimeError(f"./course homework release failed (rc={proc.returncode}): "
                            f"{(proc.stdout + proc.stderr).strip()[-800:]}")
-    found = sorted(p for p in HOMEWORK_RELEASE.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    # hwNN/hwNN.ipynb only: release/zh/hwNN/hwNN.ipynb (the Chinese edition) has the same file names
+    found = sorted(HOMEWORK_RELEASE.glob("hw[0-9][0-9]/hw[0-9][0-9].ipynb"))
     if not found:
         raise RuntimeError(f"./course homework release wrote no notebook under {HOMEWORK_RELEASE}")
     return found
