@@ -382,6 +382,8 @@ def config_yaml(repo: links.Repo, lang: str = "en", counterparts: list[str] | No
                                   "Built offline from the committed notebooks with Jupyter Book.")},
         "sphinx": {"config": {
             "language": ZH_LANGUAGE if zh else "en",
+            # docutils' smart quotes turn the translation's "软" into ”软” (two closing quotes)
+            "smartquotes": not zh,
             "mathjax_path": MATHJAX_PATH,
             "html_show_sourcelink": False,
             "suppress_warnings": ["mystnb.unknown_mime_type"],
