@@ -368,6 +368,7 @@ def switch_context(lang: str, counterparts: list[str]) -> dict:
 
 
 def config_yaml(repo: links.Repo, lang: str = "en", counterparts: list[str] | None = None) -> str:
+    """The book's _config.yml; ``counterparts`` None: no other language, no switch."""
     zh = lang == "zh"
     cfg = {
         "title": ZH_TITLE if zh else TITLE,
@@ -388,13 +389,14 @@ def config_yaml(repo: links.Repo, lang: str = "en", counterparts: list[str] | No
             "html_show_sourcelink": False,
             "suppress_warnings": ["mystnb.unknown_mime_type"],
             "nb_ipywidgets_js": {},
-            # the language switch: a template in the article header of every page
-            "templates_path": ["_templates"],
-            "html_context": {"course_switch": switch_context(lang, counterparts or [])},
-            "html_theme_options": {"search_bar_text": "搜索课程…" if zh else "Search the course…",
-                                   "article_header_end": [SWITCH_TEMPLATE, "article-header-buttons.html"]},
+            "html_theme_options": {"search_bar_text": "搜索课程…" if zh else "Search the course…"},
         }},
     }
+    if counterparts is not None:  # the language switch: a template in the article header of every page
+        cfg["sphinx"]["config"].update({"templates_path": ["_templates"],
+                                        "html_context": {"course_switch": switch_context(lang, counterparts)}})
+        cfg["sphinx"]["config"]["html_theme_options"]["article_header_end"] = [
+            SWITCH_TEMPLATE, "article-header-buttons.html"]
     if repo.github:
         cfg["repository"] = {"url": f"https://github.com/{repo.github[0]}/{repo.github[1]}",
                              "branch": repo.branch, "path_to_book": ""}
@@ -509,7 +511,7 @@ def stage(stage_dir: Path, notebooks: list[Path], repo: links.Repo, homework: li
         write_if_changed(homework_md, homework_page(hw))
     elif homework_md.exists():
         homework_md.unlink()
-    write_if_changed(stage_dir / "_config.yml", config_yaml(repo, "en", counterparts or ["index"]))
+    write_if_changed(stage_dir / "_config.yml", config_yaml(repo, "en", counterparts))
     write_if_changed(stage_dir / "_toc.yml", toc_yaml(notebooks, bool(hw)))
     stage_common(stage_dir)
 
@@ -588,7 +590,7 @@ def build(out_dir: Path = DEFAULT_OUT, stage_dir: Path = DEFAULT_STAGE, cache_di
             "(their pages switch to the Chinese home page)")
     homework = release_homework() if with_homework else []
     stage(stage_dir, notebooks, repo, homework, with_slides, cache_dir,
-          counterpart_pages(zh) if zh else ["index"])
+          counterpart_pages(zh) if zh else None)
     books = [(stage_dir, Path("."))]
     if zh:
         stage_zh(zh_stage_dir(stage_dir), zh, repo, with_slides, bool(homework))
