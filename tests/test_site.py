@@ -576,6 +576,26 @@ def test_search_finds_the_lesson(site, chromium, lesson):
     assert res["requests"] == [] and probe["errors"] == []
 
 
+def test_chinese_words_are_index_terms():
+    from website.zh_search import cjk_terms
+
+    assert cjk_terms("加性注意力 Bahdanau，打分") == ["加性注意力", "加性", "性注", "注意", "意力", "打分", "打分"]
+
+
+@pytest.mark.parametrize("lesson", [LESSONS[1], LESSONS[-1]], ids=lambda p: p.stem)
+def test_chinese_search_finds_the_lesson(site, chromium, lesson):
+    """The Chinese tree's search finds a lesson by the Chinese words of its title (without jieba:
+    website/zh_search.py)."""
+    title = site_build.notebook_title(nbformat.read(ROOT / site_build.ZH_SOURCES / lesson.name, as_version=4))
+    word = max(re.findall(r"[\u4e00-\u9fff]+", title.partition("·")[2]), key=len)
+    res = browser.open_page(site / ZH / "search.html", query=f"?q={word}", chromium=chromium, budget_ms=8000)
+    probe = res["probe"]
+    assert probe and probe["searchDone"], f"the search for {word!r} did not finish: {res['stderr'][-500:]}"
+    assert f"notebooks/{lesson.stem}.html" in [h.split("?")[0].split("#")[0] for h in probe["search"]], \
+        f"searching {word!r} did not return {lesson.stem}: {probe['search']}"
+    assert res["requests"] == [] and probe["errors"] == []
+
+
 def test_explorers_in_the_site_respond(site, chromium):
     """Every explorer among the lessons' stored outputs reacts to a click on a target word."""
     pages = [p for p in site_pages(site) if 'class="cu-ax"' in p.read_text(encoding="utf-8")]

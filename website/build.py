@@ -19,7 +19,8 @@ book, staged in ``build/site-src-zh/`` with the same page names (its lessons as
 ``<html lang="zh-CN">`` and the theme's labels are Chinese) into ``build/site/zh/``. Every page of
 both books has a language switch in its article header (the template
 ``website/templates/course-lang-switch.html``): it links the same page in the other tree where
-there is one (home, lessons, search), else the other tree's home page. The two books are built
+there is one (home, lessons, search), else the other tree's home page. Its search indexes
+Chinese words without jieba (``website/zh_search.py``, a Sphinx extension staged with it). The two books are built
 side by side where two cores are free (``--jobs``; one at a time under COURSE_THREADS=1).
 
 Offline: math is typeset by MathJax 3.2.2 from ``_static/mathjax/`` (fetched once with
@@ -375,7 +376,7 @@ def config_yaml(repo: links.Repo, lang: str = "en", counterparts: list[str] | No
         "author": "The authors of \"Attention, step by step\"",
         "copyright": "CC BY 4.0 (prose), MIT (code)",
         "only_build_toc_files": True,
-        "exclude_patterns": ["_build", "**.ipynb_checkpoints"],
+        "exclude_patterns": ["_build", "**.ipynb_checkpoints", "_ext"],
         "execute": {"execute_notebooks": "off"},
         "parse": {"myst_enable_extensions": ["dollarmath", "amsmath", "html_image", "colon_fence"]},
         "html": {"use_download_button": False, "home_page_in_navbar": True,
@@ -397,6 +398,8 @@ def config_yaml(repo: links.Repo, lang: str = "en", counterparts: list[str] | No
                                         "html_context": {"course_switch": switch_context(lang, counterparts)}})
         cfg["sphinx"]["config"]["html_theme_options"]["article_header_end"] = [
             SWITCH_TEMPLATE, "article-header-buttons.html"]
+    if zh:  # Chinese words in the search index (website/zh_search.py)
+        cfg["sphinx"]["local_extensions"] = {"course_zh_search": "_ext"}
     if repo.github:
         cfg["repository"] = {"url": f"https://github.com/{repo.github[0]}/{repo.github[1]}",
                              "branch": repo.branch, "path_to_book": ""}
@@ -476,6 +479,7 @@ def stage_zh(stage_dir: Path, zh: list[Path], repo: links.Repo, with_slides: boo
         stage_notebook(nb_path, stage_dir / "notebooks" / nb_path.name, repo, with_slides, "zh", site_files)
     write_if_changed(stage_dir / "index.md", zh_home_page(zh, repo, with_homework))
     write_if_changed(stage_dir / "_config.yml", config_yaml(repo, "zh", counterpart_pages(zh)))
+    copy_if_changed(HERE / "zh_search.py", stage_dir / "_ext" / "course_zh_search.py")
     write_if_changed(stage_dir / "_toc.yml", zh_toc_yaml(zh))
     stage_common(stage_dir)
 
