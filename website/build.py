@@ -19,9 +19,10 @@ book, staged in ``build/site-src-zh/`` with the same page names (its lessons as
 ``<html lang="zh-CN">`` and the theme's labels are Chinese) into ``build/site/zh/``. Every page of
 both books has a language switch in its article header (the template
 ``website/templates/course-lang-switch.html``): it links the same page in the other tree where
-there is one (home, lessons, search), else the other tree's home page. Its search indexes
-Chinese words without jieba (``website/zh_search.py``, a Sphinx extension staged with it). The two books are built
-side by side where two cores are free (``--jobs``; one at a time under COURSE_THREADS=1).
+there is one (home, lessons, search), else the other tree's home page. The Chinese search
+indexes Chinese words without jieba (``website/zh_search.py``, a Sphinx extension staged with
+the book). The two books are built side by side where two cores are free (``--jobs``; one at a
+time under COURSE_THREADS=1).
 
 Offline: math is typeset by MathJax 3.2.2 from ``_static/mathjax/`` (fetched once with
 ``npm pack``, checked against the pinned sha512, cached in ``build/site-cache/``, like the
