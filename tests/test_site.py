@@ -6,13 +6,16 @@ homework release; MathJax and the slides' vendor files from build/site-cache and
 build/slides-cache, downloaded with npm the first time). Every page is then opened in headless
 Chromium through a probe copy (website.browser) with every request sent to a closed port:
 no JavaScript error, no network request, math typeset; every internal link resolves; the
-search finds the lesson that contains a word. Without chromium (or without npm and an empty
+search finds the lesson that contains a word. The Chinese edition is a second tree (zh/) with one
+page per lesson; every page of both trees has a language switch to the same page in the other
+language (the other home page where there is none), which a reader sees and can follow. Without chromium (or without npm and an empty
 cache) the browser tests are skipped, except under CI=true, where they fail.
 The repository's address and what is made from it (website.links) are checked without a browser.
 """
 
 from __future__ import annotations
 
+import html as html_lib
 import json
 import os
 import re
@@ -34,6 +37,7 @@ from website import build as site_build
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
 LESSONS = site_build.lesson_notebooks(ROOT)
+ZH = site_build.ZH_DIR
 PLACEHOLDERS = re.compile(r"<owner>|<repository>|<user(name)?>|<this repository|OWNER/REPO|your-?(user)?name/",
                           re.I)
 
@@ -170,9 +174,12 @@ def site(tmp_path_factory) -> Path:
 
 
 def site_pages(site: Path) -> list[Path]:
-    """Every page of the site (the slide decks have their own tests in test_slides.py)."""
-    return sorted(p for p in site.rglob("*.html")
-                  if p.relative_to(site).parts[0] not in ("slides", "_static", "_sources"))
+    """Every page of the site, both languages (the slide decks have their own tests in test_slides.py)."""
+    def in_book(parts):
+        parts = parts[1:] if parts[0] == ZH else parts
+        return parts[0] not in ("slides", "_static", "_sources") and not parts[-1].endswith(browser.PROBE_SUFFIX)
+
+    return sorted(p for p in site.rglob("*.html") if in_book(p.relative_to(site).parts))
 
 
 def test_site_has_every_lesson_and_page(site):
@@ -183,6 +190,11 @@ def test_site_has_every_lesson_and_page(site):
     for page in ["index.html", "search.html", "homework.html", "docs/homework.html", "docs/slides.html"]:
         assert (site / page).is_file(), page
     assert (site / "searchindex.js").is_file()
+    for nb_path in LESSONS:
+        zh = ROOT / site_build.ZH_SOURCES / nb_path.name
+        assert (site / ZH / "downloads" / "notebooks" / nb_path.name).read_bytes() == zh.read_bytes()
+    for page in ["index.html", "search.html", "searchindex.js"]:
+        assert (site / ZH / page).is_file(), f"{ZH}/{page}"
 
 
 def test_home_page_syllabus_has_measured_times(site):
@@ -233,6 +245,17 @@ def test_with_address_launch_links():
     assert "colab" not in bare.lower().replace("course-", "") and "binder" not in bare.lower()
 
 
+def test_chinese_lesson_links_and_no_switch_without_a_second_language():
+    repo = links.Repo("https://github.com/some-org/attention-course")
+    line = site_build.lesson_links_html("03_additive_attention", repo, with_slides=True, lang="zh")
+    assert repo.colab_url(f"{site_build.ZH_SOURCES}/03_additive_attention.ipynb") in line
+    assert f'href="../../slides/03_additive_attention{slides_build.DECK_SUFFIX}"' in line  # the English deck
+    assert 'href="../downloads/notebooks/03_additive_attention.ipynb"' in line
+    assert site_build.SWITCH_TEMPLATE not in site_build.config_yaml(repo, "en", None)  # --no-zh: no dead switch
+    assert site_build.SWITCH_TEMPLATE in site_build.config_yaml(repo, "en", ["index"])
+    assert "zh_CN" in site_build.config_yaml(repo, "zh", ["index"])
+
+
 def test_homework_downloads(site):
     page = (site / "homework.html").read_text(encoding="utf-8")
     hrefs = re.findall(r'href="(downloads/homework/[^"]+\.ipynb)"', page)
@@ -241,6 +264,132 @@ def test_homework_downloads(site):
         nb = nbformat.read(site / href, as_version=4)
         text = "\n".join(c.source for c in nb.cells)
         assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text, href
+
+
+# --------------------------------------------------------------------------- the Chinese edition
+def test_every_lesson_has_a_chinese_edition():
+    missing = [p.name for p in LESSONS if not (ROOT / site_build.ZH_SOURCES / p.name).is_file()]
+    assert not missing, f"no Chinese edition in {site_build.ZH_SOURCES}/ of {missing} (python -m i18n.translate build)"
+
+
+def _html_lang(page: Path) -> str | None:
+    m = re.search(r"<html[^>]*\slang=\"([^\"]*)\"", page.read_text(encoding="utf-8"))
+    return m.group(1) if m else None
+
+
+def test_chinese_tree_has_one_page_per_lesson_with_chinese_titles(site):
+    assert sorted(p.stem for p in (site / ZH / "notebooks").glob("*.html")) == [p.stem for p in LESSONS]
+    home = (site / ZH / "index.html").read_text(encoding="utf-8")
+    for nb_path in LESSONS:
+        title = site_build.notebook_title(nbformat.read(ROOT / site_build.ZH_SOURCES / nb_path.name, as_version=4))
+        assert re.search(r"[\u4e00-\u9fff]", title), f"{nb_path.name}: Chinese title {title!r}"
+        # the navigation (sidebar) of the Chinese tree names each lesson by its Chinese title
+        link = re.search(rf'<a class="reference internal" href="notebooks/{nb_path.stem}\.html">([^<]*)</a>', home)
+        assert link and html_lib.unescape(link.group(1)).strip() == title, (nb_path.stem, link and link.group(1))
+    for page in site_pages(site):
+        lang = _html_lang(page)
+        if page.relative_to(site).parts[0] == ZH:
+            assert lang and lang.lower().startswith("zh"), f"{page.relative_to(site)}: lang={lang!r}"
+        else:
+            assert lang == "en", f"{page.relative_to(site)}: lang={lang!r}"
+
+
+class _Switches(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.found: list[dict] = []
+        self._open: dict | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "a" and "course-lang-switch" in (a.get("class") or "").split():
+            self._open = {**a, "text": ""}
+            self.found.append(self._open)
+
+    def handle_data(self, data):
+        if self._open is not None:
+            self._open["text"] += data
+
+    def handle_endtag(self, tag):
+        if tag == "a":
+            self._open = None
+
+
+def switch_problems(site: Path) -> tuple[list[str], int]:
+    """Every page of both trees has one language switch, to an existing page of the other tree:
+    the same page there (a lesson's switch goes to the same lesson) where it exists, else the
+    other tree's home page. Returns (problems, switches that go to the same page)."""
+    problems, same = [], 0
+    zh_root = (site / ZH).resolve()
+    for page in site_pages(site):
+        rel = page.relative_to(site)
+        in_zh = rel.parts[0] == ZH
+        own, other = (site / ZH, site) if in_zh else (site, site / ZH)
+        parser = _Switches()
+        parser.feed(page.read_text(encoding="utf-8"))
+        if len(parser.found) != 1:
+            problems.append(f"{rel}: {len(parser.found)} language switches")
+            continue
+        sw = parser.found[0]
+        href = sw.get("href") or ""
+        parts = urlsplit(href)
+        if not href or parts.scheme or href.startswith("/"):
+            problems.append(f"{rel}: switch href {href!r} is not a relative link")
+            continue
+        target = (page.parent / unquote(parts.path)).resolve()
+        counterpart = other / page.relative_to(own)
+        expected = (counterpart if counterpart.is_file() else other / "index.html").resolve()
+        target_in_zh = target == zh_root or zh_root in target.parents
+        if not target.is_file():
+            problems.append(f"{rel}: switch to {href} (no such page)")
+        elif target_in_zh == in_zh:
+            problems.append(f"{rel}: switch to {href}, a page in its own language")
+        elif target != expected:
+            problems.append(f"{rel}: switch to {href}, not to {expected.relative_to(site.resolve())}")
+        else:
+            same += target == counterpart.resolve()
+        if not sw["text"].strip():
+            problems.append(f"{rel}: the switch has no text")
+        want_lang = "en" if in_zh else "zh"
+        if not (sw.get("hreflang") or "").lower().startswith(want_lang):
+            problems.append(f"{rel}: switch hreflang {sw.get('hreflang')!r}, not {want_lang}")
+    return problems, same
+
+
+def test_language_switch_on_every_page_goes_to_the_counterpart(site):
+    problems, same = switch_problems(site)
+    assert not problems, "\n".join(problems[:20])
+    # home, search, genindex and every lesson, in both directions
+    assert same >= 2 * (len(LESSONS) + 3), same
+    for nb_path in LESSONS:  # spelled out for the lessons
+        assert f'href="../{ZH}/notebooks/{nb_path.stem}.html"' in \
+            re.sub(r"\s+", " ", (site / "notebooks" / f"{nb_path.stem}.html").read_text(encoding="utf-8"))
+        assert f'href="../../notebooks/{nb_path.stem}.html"' in \
+            re.sub(r"\s+", " ", (site / ZH / "notebooks" / f"{nb_path.stem}.html").read_text(encoding="utf-8"))
+
+
+def test_switch_check_catches_a_broken_switch(site, tmp_path):
+    """switch_problems on a copy of the site's pages, three of them broken: it names each."""
+    import shutil
+
+    copy = tmp_path / "site"
+    shutil.copytree(site, copy, ignore=shutil.ignore_patterns("_static", "_images", "_sources", "slides",
+                                                              "downloads", "*.js", "*.inv"))
+    assert switch_problems(copy)[0] == []
+    a, b = LESSONS[3].stem, LESSONS[4].stem
+    wrong = copy / ZH / "notebooks" / f"{a}.html"  # to the English page of another lesson
+    wrong.write_text(wrong.read_text(encoding="utf-8").replace(f"../../notebooks/{a}.html", f"../../notebooks/{b}.html"),
+                     encoding="utf-8")
+    gone = copy / "notebooks" / f"{b}.html"  # no switch
+    gone.write_text(gone.read_text(encoding="utf-8").replace("course-lang-switch", "course-something"), encoding="utf-8")
+    dead = copy / "docs" / "slides.html"  # to a page that does not exist
+    dead.write_text(dead.read_text(encoding="utf-8").replace(f"../{ZH}/index.html", f"../{ZH}/docs/slides.html"),
+                    encoding="utf-8")
+    problems = switch_problems(copy)[0]
+    assert len(problems) == 3, problems
+    assert any(p.startswith(f"{ZH}/notebooks/{a}.html: switch to ../../notebooks/{b}.html") for p in problems)
+    assert any(p.startswith(f"notebooks/{b}.html: 0 language switches") for p in problems)
+    assert any(p.startswith("docs/slides.html:") and "no such page" in p for p in problems)
 
 
 def test_pages_load_nothing_from_the_network(site):
@@ -286,7 +435,9 @@ def test_every_internal_link_resolves(site):
                 broken.append(f"{page.relative_to(site)}: {ref}")
                 continue
             if parts.fragment and target.suffix == ".html":
-                ids = parsed.setdefault(target, _parse(target)).ids
+                if target not in parsed:  # (setdefault would parse the page again for every link)
+                    parsed[target] = _parse(target)
+                ids = parsed[target].ids
                 if unquote(parts.fragment) not in ids:
                     broken.append(f"{page.relative_to(site)}: {ref} (no id {parts.fragment!r})")
     assert checked > 100, f"only {checked} links checked"
@@ -339,6 +490,46 @@ def test_every_page_loads_offline_without_errors(opened):
     assert not bad, json.dumps(bad, indent=1)[:3000]
 
 
+def test_switch_visible_and_chinese_pages_show_chinese(opened):
+    """In the browser: one switch, inside the first screen, on every page; a Chinese page says
+    lang zh and shows Chinese text (a lesson: hundreds of characters), an English page lang en."""
+    bad = {}
+    for page, res in opened.items():
+        probe = res.get("probe") or {}
+        problems = []
+        if probe.get("switches") != 1 or not (probe.get("switch") or {}).get("visible"):
+            problems.append(f"switch: {probe.get('switches')} found, {probe.get('switch')}")
+        if page.startswith(f"{ZH}/"):
+            if not (probe.get("lang") or "").lower().startswith("zh"):
+                problems.append(f"lang {probe.get('lang')!r}")
+            if probe.get("cjk", 0) < (200 if page.startswith(f"{ZH}/notebooks/") else 5):
+                problems.append(f"only {probe.get('cjk')} Chinese characters shown")
+        elif probe.get("lang") != "en":
+            problems.append(f"lang {probe.get('lang')!r}")
+        if problems:
+            bad[page] = problems
+    assert not bad, json.dumps(bad, indent=1, ensure_ascii=False)[:3000]
+
+
+@pytest.mark.parametrize("start", [f"{ZH}/notebooks/{LESSONS[3].stem}.html", f"notebooks/{LESSONS[-1].stem}.html"])
+def test_switch_navigates_to_the_counterpart(site, chromium, start):
+    """A click on the switch of a lesson page opens the same lesson in the other language."""
+    in_zh = start.startswith(f"{ZH}/")
+    stem = Path(start).stem
+    res = browser.open_page(site / start, click="a.course-lang-switch", chromium=chromium)
+    dom = res["dom"]
+    lang = re.search(r"<html[^>]*\slang=\"([^\"]*)\"", dom)
+    assert res["probe"] is None, "still on the page: the click did not navigate"
+    assert lang and lang.group(1).lower().startswith("en" if in_zh else "zh"), lang and lang.group(1)
+    src = ROOT / "notebooks" / f"{stem}.ipynb" if in_zh else ROOT / site_build.ZH_SOURCES / f"{stem}.ipynb"
+    want = site_build.notebook_title(nbformat.read(src, as_version=4))
+    title = html_lib.unescape(re.search(r"<title>(.*?)</title>", dom, re.S).group(1)).strip()
+    assert title.startswith(want), (title, want)
+    # the page reached is the counterpart: its own switch leads back to the start
+    assert (f"../{ZH}/notebooks/{stem}.html" if in_zh else f"../../notebooks/{stem}.html") in re.sub(r"\s+", " ", dom)
+    assert res["requests"] == []
+
+
 def test_math_is_typeset(opened):
     with_math = 0
     for page, res in opened.items():
@@ -378,6 +569,26 @@ def test_search_finds_the_lesson(site, chromium, lesson):
     assert candidates, f"no word is unique to {lesson.name}"
     word = candidates[0]
     res = browser.open_page(site / "search.html", query=f"?q={word}", chromium=chromium, budget_ms=8000)
+    probe = res["probe"]
+    assert probe and probe["searchDone"], f"the search for {word!r} did not finish: {res['stderr'][-500:]}"
+    assert f"notebooks/{lesson.stem}.html" in [h.split("?")[0].split("#")[0] for h in probe["search"]], \
+        f"searching {word!r} did not return {lesson.stem}: {probe['search']}"
+    assert res["requests"] == [] and probe["errors"] == []
+
+
+def test_chinese_words_are_index_terms():
+    from website.zh_search import cjk_terms
+
+    assert cjk_terms("加性注意力 Bahdanau，打分") == ["加性注意力", "加性", "性注", "注意", "意力", "打分", "打分"]
+
+
+@pytest.mark.parametrize("lesson", [LESSONS[1], LESSONS[-1]], ids=lambda p: p.stem)
+def test_chinese_search_finds_the_lesson(site, chromium, lesson):
+    """The Chinese tree's search finds a lesson by the Chinese words of its title (without jieba:
+    website/zh_search.py)."""
+    title = site_build.notebook_title(nbformat.read(ROOT / site_build.ZH_SOURCES / lesson.name, as_version=4))
+    word = max(re.findall(r"[\u4e00-\u9fff]+", title.partition("·")[2]), key=len)
+    res = browser.open_page(site / ZH / "search.html", query=f"?q={word}", chromium=chromium, budget_ms=8000)
     probe = res["probe"]
     assert probe and probe["searchDone"], f"the search for {word!r} did not finish: {res['stderr'][-500:]}"
     assert f"notebooks/{lesson.stem}.html" in [h.split("?")[0].split("#")[0] for h in probe["search"]], \

@@ -34,6 +34,7 @@ window.addEventListener("unhandledrejection", function (e) { window.__probe.erro
 _TAIL_JS = r"""<script>
 (function () {
   var ACT = __ACTIONS__;
+  var CLICK = __CLICK__;
   function explorerState(root) {
     return {target: root.getAttribute("data-target"), head: root.getAttribute("data-head"),
             layer: root.getAttribute("data-layer"), ready: root.getAttribute("data-ready"),
@@ -72,10 +73,22 @@ _TAIL_JS = r"""<script>
     p.search = Array.prototype.map.call(document.querySelectorAll("#search-results li a, ul.search li a"),
                                         function (a) { return a.getAttribute("href"); });
     p.searchDone = !!document.querySelector("#search-results p.search-summary, #search-results .search-summary");
+    p.lang = document.documentElement.getAttribute("lang");
+    p.cjk = (((document.body && document.body.innerText) || "").match(/[\u4e00-\u9fff]/g) || []).length;
+    var sw = document.querySelectorAll("a.course-lang-switch");
+    p.switches = sw.length;
+    if (sw.length) {
+      var r = sw[0].getBoundingClientRect(), cs = window.getComputedStyle(sw[0]);
+      p.switch = {href: sw[0].getAttribute("href"), text: sw[0].textContent.trim(),
+                  visible: r.width > 0 && r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight &&
+                           r.left >= 0 && r.right <= window.innerWidth &&
+                           cs.visibility !== "hidden" && cs.display !== "none" && cs.opacity !== "0"};
+    }
     document.documentElement.setAttribute("data-probe", JSON.stringify(p));
   }
   window.addEventListener("load", function () {
     if (ACT) { setTimeout(act, 500); }
+    if (CLICK) { setTimeout(function () { report(); var el = document.querySelector(CLICK); if (el) { el.click(); } }, 300); }
     setInterval(report, 250);
     report();
   });
@@ -83,14 +96,14 @@ _TAIL_JS = r"""<script>
 </script>"""
 
 
-def probe_copy(page: Path, actions: bool = False) -> Path:
+def probe_copy(page: Path, actions: bool = False, click: str | None = None) -> Path:
     """A copy of ``page`` beside it, with the probe scripts (first in <head>, last in <body>)."""
     text = page.read_text(encoding="utf-8")
     head = re.search(r"<head[^>]*>", text, re.I)
     if head is None:
         raise ValueError(f"{page}: no <head>")
     text = text[:head.end()] + _HEAD_JS + text[head.end():]
-    tail = _TAIL_JS.replace("__ACTIONS__", "true" if actions else "false")
+    tail = _TAIL_JS.replace("__ACTIONS__", "true" if actions else "false").replace("__CLICK__", json.dumps(click))
     idx = text.lower().rfind("</body>")
     text = (text[:idx] + tail + text[idx:]) if idx >= 0 else text + tail
     out = page.with_name(page.name[:-len(".html")] + PROBE_SUFFIX)
@@ -103,14 +116,17 @@ def read_probe(dom: str) -> dict | None:
     return json.loads(unescape(m.group(1))) if m else None
 
 
-def open_page(page: Path, *, query: str = "", actions: bool = False, screenshot: Path | None = None,
+def open_page(page: Path, *, query: str = "", actions: bool = False, click: str | None = None,
+              screenshot: Path | None = None,
               budget_ms: int = 6000, window: tuple[int, int] = (1280, 800), chromium: str | None = None) -> dict:
     """Open ``page`` (through a probe copy) offline; returns {"probe", "requests", "stderr", "dom"}.
 
     ``query`` is appended to the URL (e.g. "?q=word" for the search page). "requests" lists
     every network request the page attempted (file:// loads are not network requests).
+    ``click``: a CSS selector; the first element it matches is clicked 300 ms after load (a
+    link navigates away: "dom" is then the page it led to, and "probe" None there).
     """
-    probe = probe_copy(page, actions)
+    probe = probe_copy(page, actions, click)
     try:
         with tempfile.TemporaryDirectory(prefix="site-netlog-") as tmp:
             netlog = Path(tmp) / "netlog.json"
