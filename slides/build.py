@@ -1,6 +1,7 @@
 """Build offline reveal.js slide decks from the committed, executed lesson notebooks.
 
     python -m slides.build                      # every notebooks/[0-9]*.ipynb -> build/slides/
+                                                # and notebooks/zh/[0-9]*.ipynb -> <stem>.zh.slides.html
     python -m slides.build notebooks/03_x.ipynb # only some decks
     python -m slides.build --screenshot images/slides_screenshot.png
 
@@ -40,6 +41,7 @@ from urllib.parse import unquote, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 NOTEBOOK_GLOB = "notebooks/[0-9]*.ipynb"
+ZH_GLOB = "notebooks/zh/[0-9]*.ipynb"
 SAMPLE_NOTEBOOK = ROOT / "tests" / "data" / "slides_sample.ipynb"
 DEFAULT_OUT = ROOT / "build" / "slides"
 DEFAULT_CACHE = ROOT / "build" / "slides-cache"
@@ -275,21 +277,34 @@ def _embed_local_images(html: str, nb_dir: Path) -> tuple[str, list[str]]:
     return (str(soup) if changed else html), missing
 
 
+def language_of(nb) -> str:
+    """The notebook's language: "zh" for the Chinese edition (i18n.translate marks it), else "en"."""
+    return (nb.metadata.get("course") or {}).get("language") or "en"
+
+
+def deck_stem(nb_path: Path) -> str:
+    """``03_x`` for notebooks/03_x.ipynb, ``03_x.zh`` for its Chinese edition notebooks/zh/03_x.ipynb."""
+    nb_path = Path(nb_path)
+    return f"{nb_path.stem}.zh" if nb_path.parent.name == "zh" else nb_path.stem
+
+
 def build_deck(nb_path: Path, out_dir: Path, exporter=None) -> Path:
-    """Convert one notebook (as stored, not re-executed) to ``out_dir/<stem>.slides.html``."""
+    """Convert one notebook (as stored, not re-executed) to ``out_dir/<deck_stem>.slides.html``."""
     import nbformat
 
     exporter = exporter or make_exporter()
     nb = prepare_notebook(nbformat.read(nb_path, as_version=4))
     resources = {
-        "metadata": {"name": nb_path.stem, "path": str(nb_path.parent)},
+        "metadata": {"name": deck_stem(nb_path), "path": str(nb_path.parent)},
         "course_css": (HERE / "custom.css").read_text(encoding="utf-8"),
     }
+    # <html lang>, which picks the CJK fonts; an ISO 639-1 code ("zh-CN" is refused by nbconvert)
+    exporter.language_code = language_of(nb)
     html, _ = exporter.from_notebook_node(nb, resources=resources)
     html, missing = _embed_local_images(html, nb_path.parent)
     for src in missing:
         log(f"WARNING {nb_path.name}: image not found: {src}")
-    deck = out_dir / (nb_path.stem + DECK_SUFFIX)
+    deck = out_dir / (deck_stem(nb_path) + DECK_SUFFIX)
     deck.write_text(html, encoding="utf-8")
     return deck
 
@@ -313,6 +328,11 @@ def write_index(out_dir: Path, decks: list[Path]) -> Path:
 
 def lesson_notebooks(root: Path = ROOT) -> list[Path]:
     return sorted(root.glob(NOTEBOOK_GLOB))
+
+
+def translated_notebooks(root: Path = ROOT) -> list[Path]:
+    """The Chinese edition of the lessons (python -m i18n.translate build): one deck each."""
+    return sorted(root.glob(ZH_GLOB))
 
 
 def build(notebooks: list[Path], out_dir: Path = DEFAULT_OUT,
@@ -574,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
-    notebooks = args.notebooks or lesson_notebooks()
+    notebooks = args.notebooks or lesson_notebooks() + translated_notebooks()
     if args.sample:
         notebooks.append(SAMPLE_NOTEBOOK)
     if not notebooks:

@@ -249,7 +249,7 @@ def test_chinese_lesson_links_and_no_switch_without_a_second_language():
     repo = links.Repo("https://github.com/some-org/attention-course")
     line = site_build.lesson_links_html("03_additive_attention", repo, with_slides=True, lang="zh")
     assert repo.colab_url(f"{site_build.ZH_SOURCES}/03_additive_attention.ipynb") in line
-    assert f'href="../../slides/03_additive_attention{slides_build.DECK_SUFFIX}"' in line  # the English deck
+    assert f'href="../../slides/03_additive_attention.zh{slides_build.DECK_SUFFIX}"' in line  # the Chinese deck
     assert 'href="../downloads/notebooks/03_additive_attention.ipynb"' in line
     assert site_build.SWITCH_TEMPLATE not in site_build.config_yaml(repo, "en", None)  # --no-zh: no dead switch
     assert site_build.SWITCH_TEMPLATE in site_build.config_yaml(repo, "en", ["index"])

@@ -12,6 +12,7 @@ except under CI=true, where they fail.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -25,8 +26,8 @@ from matplotlib import image as mpimg
 from slides import build, lint
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = build.lesson_notebooks(ROOT) + [build.SAMPLE_NOTEBOOK]
-IDS = [p.stem for p in NOTEBOOKS]
+NOTEBOOKS = build.lesson_notebooks(ROOT) + build.translated_notebooks(ROOT) + [build.SAMPLE_NOTEBOOK]
+IDS = [build.deck_stem(p) for p in NOTEBOOKS]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 MIN_VAR_ANY = 1e-3    # grey-level variance of a slide's content area: blank page 0, title ~0.01
@@ -74,9 +75,9 @@ def decks(tmp_path_factory) -> dict[str, Path | Exception]:
     result: dict[str, Path | Exception] = {}
     for nb_path in NOTEBOOKS:
         try:
-            result[nb_path.stem] = build.build_deck(nb_path, out, exporter)
+            result[build.deck_stem(nb_path)] = build.build_deck(nb_path, out, exporter)
         except Exception as err:  # reported by the test of that deck
-            result[nb_path.stem] = err
+            result[build.deck_stem(nb_path)] = err
     return result
 
 
@@ -116,6 +117,18 @@ def test_deck_is_self_contained(decks, stem):
     # and reports local files that are missing
     assert build.remote_references(deck) == []
     assert "import mermaid" not in html, "the mermaid loader (a CDN module) is back"
+
+
+def test_every_lesson_has_a_chinese_deck_in_chinese(decks):
+    english = {p.stem for p in build.lesson_notebooks(ROOT)}
+    chinese = {p.stem for p in build.translated_notebooks(ROOT)}
+    assert english and chinese == english, f"lessons without a Chinese deck: {sorted(english - chinese)}"
+    for stem in sorted(chinese):
+        html = deck_of(decks, f"{stem}.zh").read_text(encoding="utf-8")
+        assert deck_of(decks, f"{stem}.zh").name == f"{stem}.zh{build.DECK_SUFFIX}"
+        assert '<html lang="zh">' in html, f"{stem}.zh: the deck does not declare Chinese"
+        assert len(re.findall(r"[\u4e00-\u9fff]", html)) > 500, f"{stem}.zh: too little Chinese text"
+    assert '<html lang="en">' in deck_of(decks, sorted(english)[0]).read_text(encoding="utf-8")
 
 
 def test_markdown_diagram_is_embedded(decks):
@@ -227,7 +240,7 @@ def test_deck_in_browser(decks, browser, stem):
     # (1) reveal.js initialised without network: a CDN dependency would leave class="reveal"
     assert _reveal_ready(dom), f"reveal.js did not start in {deck.name}: {res['stderr'][-500:]}"
     # (2) as many slides as the metadata says
-    nb = nbformat.read(next(p for p in NOTEBOOKS if p.stem == stem), as_version=4)
+    nb = nbformat.read(next(p for p in NOTEBOOKS if build.deck_stem(p) == stem), as_version=4)
     want_h, want_all = expected_slides(nb)
     sections = build.deck_sections(dom)
     got_h = len({h for h, _, _ in sections})

@@ -186,15 +186,16 @@ def fix_links(markdown: str, doc: str, site_files: set[str] | dict[str, str], re
 
 def lesson_links_html(stem: str, repo: links.Repo, with_slides: bool, lang: str = "en") -> str:
     zh = lang == "zh"
-    words = ({"slides": "幻灯片（英文）", "nb": "笔记本（.ipynb）", "colab": "在 Colab 中打开",
+    words = ({"slides": "幻灯片", "nb": "笔记本（.ipynb）", "colab": "在 Colab 中打开",
               "binder": "在 Binder 上启动", "lead": "本课还有："} if zh else
              {"slides": "slides", "nb": "notebook (.ipynb)", "colab": "open in Colab",
               "binder": "launch on Binder", "lead": "This lesson as "})
-    up = "../../" if zh else "../"  # the decks are English only, in the site's slides/
+    up = "../../" if zh else "../"  # both languages' decks are in the site's slides/
     source = f"{ZH_SOURCES}/{stem}.ipynb" if zh else f"notebooks/{stem}.ipynb"
     parts = []
     if with_slides:
-        parts.append(f'<a class="course-slides" href="{up}slides/{stem}{slides_build.DECK_SUFFIX}">{words["slides"]}</a>')
+        deck = f"{stem}.zh" if zh else stem  # slides.build.deck_stem
+        parts.append(f'<a class="course-slides" href="{up}slides/{deck}{slides_build.DECK_SUFFIX}">{words["slides"]}</a>')
     parts.append(f'<a class="course-download" href="../downloads/notebooks/{stem}.ipynb" '
                  f'download>{words["nb"]}</a>')
     colab = repo.colab_url(source)
@@ -310,7 +311,8 @@ def zh_home_page(lessons: list[Path], repo: links.Repo, with_homework: bool) -> 
 
     rows = syllabus_rows()
     lines = [f"# {ZH_TITLE}", "", zh_intro() or "一门开放课程：用 Jupyter 笔记本和 PyTorch 从零搭建注意力机制。", "",
-             "每一课同时也是一套幻灯片（英文），大多数课还有一份自动评分的作业（英文）。"
+             "每一课同时也是一套幻灯片（中英文各一套），大多数课还有一份自动评分的作业"
+             "（网站上提供英文版下载；中文学生版由 `./course homework release` 生成）。"
              "中文版的代码与输出和英文版完全相同，只有文字说明是中文。", "",
              "## 课程大纲", "",
              "| 课 | 内容 | 运行时间（秒） | 峰值内存（MB） |",
@@ -630,7 +632,7 @@ def build(out_dir: Path = DEFAULT_OUT, stage_dir: Path = DEFAULT_STAGE, cache_di
         copy_if_changed(path, tmp / "downloads" / "homework" / path.name)
     if with_slides:
         t2 = time.perf_counter()
-        slides_build.build(notebooks, tmp / "slides", slides_build.DEFAULT_CACHE)
+        slides_build.build(notebooks + zh, tmp / "slides", slides_build.DEFAULT_CACHE)
         log(f"slides: {time.perf_counter() - t2:.1f} s")
     problems = remote_problems(tmp)
     if problems:
