@@ -1,6 +1,7 @@
 """Run every lesson notebook headless in a fresh kernel; report wall time and peak memory.
 
     python benchmarks/run_notebooks.py [NOTEBOOK ...] [--threads N] [--write] [--update-readme]
+                                       [--compare]
     ./course bench ...                      (the same, from the course's venv)
 
 Each notebook runs in its own subprocess (``--one NOTEBOOK``), which starts one
@@ -17,6 +18,14 @@ in place, for refreshing the committed outputs; ``--update-readme`` rewrites
 the syllabus table of README.md between ``<!-- syllabus:start -->`` and
 ``<!-- syllabus:end -->``. ``--threads N`` sets OMP_NUM_THREADS, MKL_NUM_THREADS
 and COURSE_THREADS for the kernels (torch reads OMP_NUM_THREADS at start-up).
+
+``--compare`` checks that the committed outputs reproduce: it compares the text each
+code cell prints (streams and text results, not figures) in the fresh run with the
+text committed in the notebook, after masking what is a clock reading and nothing
+else (elapsed times, rates such as 11.8 step/s, durations such as 17.0 ms; see
+``mask_clock``), and lists every line that differs. A notebook whose text differs
+counts as failed. Run it with the committed settings (seed 0, ``--threads 1``,
+COURSE_FAST unset).
 """
 from __future__ import annotations
 
@@ -89,12 +98,15 @@ def _current_env_kernel_manager():
     return CurrentEnvKernelManager
 
 
-def run_one(path: Path, write: bool, timeout: int) -> dict:
+def run_one(path: Path, write: bool, timeout: int, compare: bool = False) -> dict:
     """Execute one notebook in a fresh kernel; return its measurements."""
+    import copy
+
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
+    committed = copy.deepcopy(nb)
     marks: dict[str, float] = {}
     client = NotebookClient(
         nb,
@@ -119,9 +131,77 @@ def run_one(path: Path, write: bool, timeout: int) -> dict:
         "peak_mb": _kernel_peak_rss_mb(),
         "title": notebook_title(nb),
     }
+    if compare and error is None:
+        result["differences"] = compare_outputs(committed, compact_streams(copy.deepcopy(nb)))
+        result["cells_compared"] = sum(1 for c in committed.cells if c.cell_type == "code")
     if write and error is None:
         nbformat.write(compact_streams(nb), path)
     return result
+
+
+# What varies from run to run on the same machine: clock readings, never a model's numbers.
+_CLOCK = [
+    (re.compile(r"\b\d+(?::\d\d){1,2}\b"), "<clock>"),                  # tqdm's 00:42, 1:02:03
+    (re.compile(r"\?(?=\s*(?:step|it|s)/)"), ""),                           # tqdm's ?it/s before a rate
+    # tqdm pads a rate to a fixed width: the padding goes with the number.
+    (re.compile(r" *\d+(?:\.\d+)?\s*(?:steps?/s|it/s|s/it|s/step)"), " <rate>"),
+    (re.compile(r" *\d+(?:\.\d+)?\s*(?:ms|µs|us|ns|s)\b"), " <time>"),
+]
+
+
+def mask_clock(line: str) -> str:
+    """``line`` with its clock readings replaced by placeholders.
+
+    >>> mask_clock("fixed: 100%|##| 500/500 [00:42<00:00, 11.81step/s, loss=0.885]")
+    'fixed: 100%|##| 500/500 [<clock><<clock>, <rate>, loss=0.885]'
+    >>> mask_clock("took 17.0 ms for the GRU, exact match 0.95 on 30 words")
+    'took <time> for the GRU, exact match 0.95 on 30 words'
+    """
+    for pattern, placeholder in _CLOCK:
+        line = pattern.sub(placeholder, line)
+    return line
+
+
+def cell_text(cell) -> list[str]:
+    """The text lines a code cell shows: its streams and the text of its results."""
+    lines: list[str] = []
+    for out in cell.get("outputs", []):
+        kind = out.get("output_type")
+        if kind == "stream":
+            text = out.get("text", "")
+        elif kind in ("execute_result", "display_data"):
+            data = out.get("data", {})
+            # A figure's text/plain is its repr (an address): the figure is not compared.
+            if any(key.startswith("image/") for key in data):
+                continue
+            text = data.get("text/plain", "")
+        elif kind == "error":
+            text = f"{out.get('ename')}: {out.get('evalue')}"
+        else:
+            continue
+        text = "".join(text) if isinstance(text, list) else text
+        lines.extend(text.splitlines())
+    return lines
+
+
+def compare_outputs(committed, executed) -> list[dict]:
+    """The code cells whose text, clock readings masked, differs between two runs of a
+    notebook: one dict per such cell, with its index, the first few differing lines of
+    each side and the number of lines that differ."""
+    import difflib
+
+    differences = []
+    for index, (old, new) in enumerate(zip(committed.cells, executed.cells)):
+        if old.cell_type != "code":
+            continue
+        a = [mask_clock(line) for line in cell_text(old)]
+        b = [mask_clock(line) for line in cell_text(new)]
+        if a == b:
+            continue
+        diff = [line for line in difflib.unified_diff(a, b, lineterm="", n=0)
+                if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+        differences.append({"cell": index, "lines": len(diff), "diff": diff[:12]})
+    return differences
 
 
 def compact_streams(nb):
@@ -239,6 +319,24 @@ def machine_line(threads: int | None) -> str:
             f"{dt.date.today().isoformat()}")
 
 
+def reproduction_report(results: list[dict]) -> str:
+    """What ``--compare`` found, a line per notebook, then the differing lines."""
+    lines = ["Committed outputs against this run (text of every code cell, clock readings masked):"]
+    for r in results:
+        name = Path(r["notebook"]).name
+        if "differences" not in r:
+            lines.append(f"- {name}: not compared ({r.get('error') or 'no run'})"[:300])
+            continue
+        diffs = r["differences"]
+        same = r["cells_compared"] - len(diffs)
+        lines.append(f"- {name}: {same} of {r['cells_compared']} code cells print the committed text"
+                     + ("" if not diffs else f"; {len(diffs)} differ"))
+        for d in diffs:
+            lines.append(f"    cell {d['cell']} ({d['lines']} lines differ):")
+            lines.extend(f"      {line[:160]}" for line in d["diff"])
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- driver
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -252,19 +350,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--update-readme", action="store_true",
                         help="update the README syllabus table with the measurements")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
+    parser.add_argument("--compare", action="store_true",
+                        help="check that each notebook prints its committed text (clock readings masked)")
     args = parser.parse_args(argv)
 
     if args.one is not None:
-        result = run_one(args.one, args.write, args.timeout)
+        result = run_one(args.one, args.write, args.timeout, args.compare)
         if args.result:
             args.result.write_text(json.dumps(result))
         else:
             print(json.dumps(result))
         return 0 if result["ok"] else 1
 
-    if args.write and os.environ.get("COURSE_FAST") == "1":
-        parser.error("--write stores the committed outputs, which come from the normal run: "
-                     "unset COURSE_FAST")
+    if (args.write or args.compare) and os.environ.get("COURSE_FAST") == "1":
+        parser.error(f"--{'write' if args.write else 'compare'} is about the committed outputs, "
+                     "which come from the normal run: unset COURSE_FAST")
     notebooks = [p.resolve() for p in args.notebooks] or sorted((ROOT / "notebooks").glob(LESSON_GLOB))
     if not notebooks:
         parser.error(f"no notebooks to run: none given and none matches notebooks/{LESSON_GLOB}")
@@ -287,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
                    "--result", str(out), "--timeout", str(args.timeout)]
             if args.write:
                 cmd.append("--write")
+            if args.compare:
+                cmd.append("--compare")
             print(f"running {nb} ...", file=sys.stderr, flush=True)
             proc = subprocess.run(cmd, env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
             if out.exists():
@@ -296,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
                           "title": "", "error": f"runner exited with {proc.returncode}"}
             if result["error"]:
                 print(f"  FAILED: {result['error'][:2000]}", file=sys.stderr)
+            if result.get("differences"):
+                result["ok"] = False
             results.append(result)
 
     print(markdown_table([format_cells(r, r["title"]) for r in results]))
@@ -307,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         README.write_text(update_syllabus(README.read_text(encoding="utf-8"), results, footnote),
                           encoding="utf-8")
         print(f"updated the syllabus table in {README.relative_to(ROOT)}", file=sys.stderr)
+    if args.compare:
+        print("\n" + reproduction_report(results))
     return 0 if all(r["ok"] for r in results) else 1
 
 

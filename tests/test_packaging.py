@@ -243,6 +243,48 @@ def test_update_syllabus_keeps_ideas_and_fills_measurements():
     assert run_notebooks.update_syllabus(new, results, "new footnote") == new  # idempotent
 
 
+def _code_cell(*texts: str, figure: bool = False):
+    cell = nbformat.v4.new_code_cell("pass")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=t) for t in texts]
+    if figure:
+        cell.outputs.append(nbformat.v4.new_output(
+            "display_data", data={"image/png": "iVBOR", "text/plain": "<Figure size 640x480 with 1 Axes>"}))
+    return cell
+
+
+def test_compare_masks_clock_readings_and_nothing_else():
+    mask = run_notebooks.mask_clock
+    bar = "fixed: 100%|##| 500/500 [00:42<00:00, 11.81step/s, loss=0.885]"
+    assert mask(bar) == mask("fixed: 100%|##| 500/500 [01:13<00:00,  6.80step/s, loss=0.885]")
+    assert mask(bar) != mask("fixed: 100%|##| 500/500 [00:42<00:00, 11.81step/s, loss=0.886]")
+    assert mask(bar) != mask("fixed:  38%|##| 575/1500 [00:42<00:00, 11.81step/s, loss=0.885]")
+    assert mask("GRU 17.0 ms, attention 16.4 ms") == mask("GRU 9.5 ms, attention 30.1 ms")
+    assert mask("0.56 s for 180 sentences") == mask("1.20 s for 180 sentences")
+    for model_number in ("exact match 0.95 on 30-39 words", "BLEU 0.781", "12 steps", "64 heads"):
+        assert mask(model_number) == model_number
+
+
+def test_compare_reports_the_cells_whose_text_moved():
+    old = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# 01 · A lesson"),
+        _code_cell("exact match 0.95\n", "took 3.1 s\n"),
+        _code_cell("loss 0.41\n", figure=True),
+        _code_cell("BLEU 0.78\n"),
+    ])
+    new = nbformat.from_dict(json.loads(json.dumps(old)))
+    new.cells[1].outputs[1]["text"] = "took 9.8 s\n"              # a clock: not a difference
+    new.cells[2].outputs[1]["data"]["image/png"] = "other"       # figures are not compared
+    assert run_notebooks.compare_outputs(old, new) == []
+    new.cells[3].outputs[0]["text"] = "BLEU 0.74\n"
+    assert run_notebooks.compare_outputs(old, new) == [
+        {"cell": 3, "lines": 2, "diff": ["-BLEU 0.78", "+BLEU 0.74"]}]
+    report = run_notebooks.reproduction_report([
+        {"notebook": "notebooks/01_a.ipynb", "cells_compared": 3,
+         "differences": run_notebooks.compare_outputs(old, new)}])
+    assert "01_a.ipynb: 2 of 3 code cells print the committed text; 1 differ" in report
+    assert "-BLEU 0.78" in report and "+BLEU 0.74" in report
+
+
 def test_notebook_title_drops_the_lesson_number():
     def title(heading: str) -> str:
         nb = nbformat.v4.new_notebook()
