@@ -235,10 +235,39 @@ def stage_notebook(src: Path, dst: Path, repo: links.Repo, with_slides: bool, la
     write_if_changed(dst, nbformat.writes(nb))
 
 
-def home_page(notebooks: list[Path], repo: links.Repo, homework: list[tuple[str, str]]) -> str:
+def syllabus_table(notebooks: list[Path], header: list[str], missing: str,
+                   label_and_idea) -> tuple[list[str], dict]:
+    """The home page's syllabus as markdown table lines, one row per lesson, with the times
+    and memory of the README's table (``missing`` where a lesson has none), and the README
+    rows themselves. ``label_and_idea(path, title, readme_row)`` gives a row's link text
+    and idea, which is where the two editions differ."""
     import nbformat
 
     rows = syllabus_rows()
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] * len(header)) + " |"]
+    for nb_path in notebooks:
+        title = notebook_title(nbformat.read(nb_path, as_version=4))
+        row = rows.get(nb_path.stem)
+        label, idea = label_and_idea(nb_path, title, row)
+        wall, mem = (row["time"], row["memory"]) if row else (missing, missing)
+        lines.append(f"| [{label}](notebooks/{nb_path.name}) | {idea} | {wall} | {mem} |")
+    return lines, rows
+
+
+def _english_label_and_idea(nb_path: Path, title: str, row: dict | None) -> tuple[str, str]:
+    short = re.split(r"[:(]", title, maxsplit=1)[0].strip() or nb_path.stem
+    idea = row["idea"] if row else title.partition("·")[2].strip() or nb_path.stem
+    return short.replace("|", "/"), idea
+
+
+def _chinese_label_and_idea(nb_path: Path, title: str, row: dict | None) -> tuple[str, str]:
+    number, _, idea = title.partition("·")
+    return f"第 {number.strip() or nb_path.stem} 课", (idea.strip() or title).replace("|", "/")
+
+
+def home_page(notebooks: list[Path], repo: links.Repo, homework: list[tuple[str, str]]) -> str:
+    table, rows = syllabus_table(notebooks, ["lesson", "idea", "wall time (s)", "peak memory (MB)"],
+                                 "not measured yet", _english_label_and_idea)
     lines = [f"# {TITLE}", "",
              "An open course that builds attention from the ground up, in Jupyter notebooks with PyTorch,",
              "on a laptop CPU. One small translation task runs through it: English to Chinese, starting",
@@ -246,17 +275,7 @@ def home_page(notebooks: list[Path], repo: links.Repo, homework: list[tuple[str,
              "it with the tested helper package `course_utils`; every claim it makes is measured in a cell",
              "and guarded by an `assert`.", "",
              "Every lesson is also a slide deck, and most have a graded homework.", "",
-             "## Syllabus", "",
-             "| lesson | idea | wall time (s) | peak memory (MB) |",
-             "| --- | --- | --- | --- |"]
-    for nb_path in notebooks:
-        title = notebook_title(nbformat.read(nb_path, as_version=4))
-        short = re.split(r"[:(]", title, maxsplit=1)[0].strip() or nb_path.stem
-        row = rows.get(nb_path.stem)
-        idea = row["idea"] if row else title.partition("·")[2].strip() or nb_path.stem
-        wall = row["time"] if row else "not measured yet"
-        mem = row["memory"] if row else "not measured yet"
-        lines.append(f"| [{short.replace('|', '/')}](notebooks/{nb_path.name}) | {idea} | {wall} | {mem} |")
+             "## Syllabus", "", *table]
     note = rows.get("_note", {}).get("text")
     lines += ["", note or "", "",
               "Each lesson is written to run in about 90 s on two CPU cores, with peak memory well under 2 GB.",
@@ -307,25 +326,13 @@ def zh_home_page(lessons: list[Path], repo: links.Repo, with_homework: bool) -> 
     """The Chinese edition's home page: README.zh.md's introduction, the syllabus with the
     Chinese titles and the README's measured times, how to run the course; the pages that
     exist in English only (homework, instructors) are linked in the English tree."""
-    import nbformat
-
-    rows = syllabus_rows()
+    table, _ = syllabus_table(lessons, ["课", "内容", "运行时间（秒）", "峰值内存（MB）"], "尚未测量",
+                              _chinese_label_and_idea)
     lines = [f"# {ZH_TITLE}", "", zh_intro() or "一门开放课程：用 Jupyter 笔记本和 PyTorch 从零搭建注意力机制。", "",
              "每一课同时也是一套幻灯片（中英文各一套），大多数课还有一份自动评分的作业"
              "（网站上提供英文版下载；中文学生版由 `./course homework release` 生成）。"
              "中文版的代码与输出和英文版完全相同，只有文字说明是中文。", "",
-             "## 课程大纲", "",
-             "| 课 | 内容 | 运行时间（秒） | 峰值内存（MB） |",
-             "| --- | --- | --- | --- |"]
-    for nb_path in lessons:
-        title = notebook_title(nbformat.read(nb_path, as_version=4))
-        number, _, idea = title.partition("·")
-        row = rows.get(nb_path.stem)
-        wall = row["time"] if row else "尚未测量"
-        mem = row["memory"] if row else "尚未测量"
-        label = f"第 {number.strip() or nb_path.stem} 课"
-        lines.append(f"| [{label}](notebooks/{nb_path.name}) | {(idea.strip() or title).replace('|', '/')} "
-                     f"| {wall} | {mem} |")
+             "## 课程大纲", "", *table]
     lines += ["", "运行时间：在新内核中从第一个单元格到最后一个单元格；峰值内存：内核进程的最大常驻内存。"
               "由 `./course bench --threads 1` 测得（见英文 README 的 Syllabus 表格）。", "",
               "## 运行课程", "",
