@@ -31,13 +31,26 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 # -------------------------------------------------------------- mask rules ---
 
 def check_mask(mask: Tensor, target: tuple[int, ...], pattern: str) -> None:
-    """Raise unless ``mask`` is a bool tensor that broadcasts to ``target``.
+    """Raise unless ``mask`` is a bool tensor that broadcasts to ``target`` in one way only.
 
     ``pattern`` describes ``target`` in shape letters, e.g. "(B, T, S)".
-    The generic rule of ``masked_softmax`` and ``attention()``; the modules
+    The generic rule of ``masked_softmax`` and ``attention()``: broadcasting as
+    in PyTorch (a lower-rank mask is aligned from the right), except where that
+    could misread the mask. A mask of 2 or more dims but fewer than ``target``
+    whose first dim equals ``target``'s first dim B > 1, where the dim it is
+    aligned with is also B wide, may be per sentence ((B, S) against (B, T, S)
+    with B == T) or shared ((T, S)): it is rejected, never guessed. The modules
     use the stricter :func:`check_module_mask`. Introduced in notebook 02.
     """
     _check_bool(mask)
+    shape, n = tuple(mask.shape), len(target)
+    if 2 <= len(shape) < n and target[0] > 1 and shape[0] == target[0] == target[n - len(shape)]:
+        raise ValueError(
+            f"mask: shape {shape} is ambiguous against {pattern} = {target}: broadcasting reads a "
+            f"{len(shape)}-D mask as the last {len(shape)} dims {target[n - len(shape):]}, but its first "
+            f"dim {shape[0]} is also the size of the first dim, so it may be one row per sentence. Give "
+            f"all {n} dims: a per-sentence mask with size-1 dims inserted (mask[:, None] for (B, 1, S)), "
+            f"a shared one with leading 1s (mask[None])")
     check_broadcastable("mask", mask, target, pattern)
 
 

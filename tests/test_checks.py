@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from course_utils.checks import check_broadcastable, check_int, check_lengths, check_same_dtype, check_shape
-from course_utils.functional import check_mask, check_module_mask
+from course_utils.functional import attention, check_mask, check_module_mask, masked_softmax
 
 
 def test_check_shape_binds_letters_and_returns_them():
@@ -118,3 +118,23 @@ def test_check_int():
     for bad in (-1, 2.0, True, "3", None):
         with pytest.raises(ValueError, match=r"n: expected an int >= 0 \(how many\), got "):
             check_int("n", bad, 0, "how many")
+
+
+@pytest.mark.parametrize("B,T,S", [(2, 2, 5), (3, 3, 3)])
+def test_functional_mask_with_batch_equal_to_queries_is_refused_not_misread(B, T, S):
+    # A (B, S) padding mask against (B, T, S) scores would broadcast as (T, S) when B == T:
+    # sentence t's mask applied to query t of every sentence. It must raise instead.
+    q, k, v = torch.randn(B, T, 4), torch.randn(B, S, 4), torch.randn(B, S, 4)
+    per_sentence = torch.ones(B, S, dtype=torch.bool)
+    per_sentence[0, 1:] = False
+    for call in (lambda m: attention(q, k, v, m), lambda m: masked_softmax(torch.randn(B, T, S), m)):
+        with pytest.raises(ValueError, match=rf"mask: shape \({B}, {S}\) is ambiguous against"):
+            call(per_sentence)
+        call(per_sentence[:, None, :])                       # (B, 1, S): what was meant
+        call(per_sentence[None])                             # (1, T, S) when shared: also fine
+        call(torch.ones(S, dtype=torch.bool))                # (S,) is never ambiguous
+    context, weights = attention(q, k, v, per_sentence[:, None, :])
+    assert weights[0, :, 1:].abs().sum() == 0 and torch.allclose(weights.sum(-1), torch.ones(B, T))
+    # With B != T the 2-D mask is a shared (T, S) mask, as in PyTorch.
+    attention(torch.randn(B + 1, T, 4), torch.randn(B + 1, S, 4), torch.randn(B + 1, S, 4),
+              torch.ones(T, S, dtype=torch.bool))
