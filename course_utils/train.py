@@ -64,7 +64,7 @@ def train(model: nn.Module, corpus: Corpus, steps: int | None = 1000, seconds: f
           batch_size: int = 64, lr: float = 5e-3, clip: float = 1.0, device: torch.device | str | None = None,
           seed: int = 0, progress: bool = True, pairs: Sequence[Pair] | None = None,
           desc: str = "training", callback: Callable[[History], bool | None] | None = None,
-          callback_every: int = 100) -> History:
+          callback_every: int = 100, cooldown: int = 0) -> History:
     """Train ``model`` (a :class:`~course_utils.models.Seq2Seq` or any module with the
     same ``forward(src, src_lengths, tgt_in) -> (logits, weights)``) on ``corpus.train``
     (or ``pairs``) until ``steps`` updates or ``seconds`` of wall-clock time, whichever
@@ -75,6 +75,12 @@ def train(model: nn.Module, corpus: Corpus, steps: int | None = 1000, seconds: f
     training ends early when it returns True. The model is in eval mode during it.
     ``steps=0`` (or ``seconds=0``) returns an empty History without a step; an empty
     ``pairs`` (or ``corpus.train``) raises ValueError, as would waiting forever.
+
+    ``cooldown=N`` lowers the learning rate linearly over the last N of the ``steps``
+    (step i of the budget uses ``lr * min(1, (steps - i) / N)``, the last one lr / N);
+    the steps before are exactly those of ``cooldown=0``. A high constant rate ends
+    wherever its last loss spike happens to be; a cool-down ends every run settled.
+    Introduced in notebook 03.
     """
     if steps is None and seconds is None:
         raise ValueError("train: give a budget, steps or seconds (both are None)")
@@ -84,6 +90,12 @@ def train(model: nn.Module, corpus: Corpus, steps: int | None = 1000, seconds: f
         raise ValueError(f"seconds: expected None or a number >= 0, got {seconds!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
+    if not isinstance(cooldown, int) or isinstance(cooldown, bool) or cooldown < 0:
+        raise ValueError(f"cooldown: expected an int >= 0 (steps at the end with a falling learning rate), "
+                         f"got {cooldown!r}")
+    if cooldown and (steps is None or cooldown > steps):
+        raise ValueError(f"cooldown: expected at most steps={steps} steps (it counts the last steps of the "
+                         f"steps budget), got {cooldown}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device).train()
     data = list(corpus.train if pairs is None else pairs)
@@ -106,6 +118,9 @@ def train(model: nn.Module, corpus: Corpus, steps: int | None = 1000, seconds: f
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), clip)
+            if cooldown:
+                for group in opt.param_groups:  # history.steps = the index of this step
+                    group["lr"] = lr * min(1.0, (steps - history.steps) / cooldown)
             opt.step()
             history.losses.append(loss.item())
             history.steps += 1

@@ -43,3 +43,29 @@ def test_no_training_pairs_is_a_clear_error_not_an_endless_loop(corpus, pairs):
 def test_impossible_budgets_name_their_argument(corpus, kwargs, name):
     with pytest.raises(ValueError, match=rf"{name}: expected"):
         TR.train(tiny(corpus), corpus, progress=False, **{"steps": 3, **kwargs})
+
+
+def test_cooldown_lowers_the_rate_linearly_over_the_last_steps_only(corpus, monkeypatch):
+    rates = []
+    step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    plain = TR.train(tiny(corpus), corpus, steps=10, lr=0.01, batch_size=8, progress=False)
+    assert rates == [0.01] * 10
+    rates.clear()
+    cooled = TR.train(tiny(corpus), corpus, steps=10, lr=0.01, batch_size=8, progress=False, cooldown=4)
+    assert rates == pytest.approx([0.01] * 6 + [0.01, 0.0075, 0.005, 0.0025])
+    assert cooled.losses[:7] == plain.losses[:7], "the steps before the cool-down are the same steps"
+    assert cooled.losses[7:] != plain.losses[7:]
+
+
+@pytest.mark.parametrize("kwargs", [{"cooldown": -1}, {"cooldown": 1.5}, {"cooldown": True},
+                                    {"cooldown": 11}, {"steps": None, "seconds": 1, "cooldown": 2}])
+def test_impossible_cooldowns_name_their_argument(corpus, kwargs):
+    budget = {"steps": 10, **kwargs}
+    with pytest.raises(ValueError, match=r"^cooldown: expected"):
+        TR.train(tiny(corpus), corpus, progress=False, **budget)
