@@ -1,11 +1,14 @@
 """How much lesson 03's figures move with the seed: the table the lesson shows.
 
-Runs lesson 03's main experiment (the additive-attention GRU, 500 Adam steps at learning rate 0.01
-on the whole corpus, batch 64; evaluated on the first 750 test pairs) for each seed and writes
+Runs lesson 03's main experiment (the additive-attention GRU, 500 Adam steps at learning rate 0.01,
+the last 100 of them cooling down, on the whole corpus, batch 64; evaluated on the first 750 test pairs) for each seed and writes
 ``benchmarks/seed_spread_03.json``: exact match by length, the alignment share, where the strongest
 weight of the reordered words lands (on the gold word, or one word off), and where 在's lands.
 
-    COURSE_THREADS=1 python -m benchmarks.seed_spread --seeds 0-15     # about 90 s per seed at 1 thread
+    COURSE_THREADS=1 python -m benchmarks.seed_spread --seeds 0-15 --contrast 99   # about 90 s a run, 1 thread
+
+``--contrast SEED`` also trains that seed with and without the cool-down (``cooldown=0``) and stores
+both rows under "contrast": the run that showed why the lesson cools down.
 
 The lesson reads the JSON; ``tests/test_seed_spread.py`` checks that its settings are the lesson's
 and that it was written by this version of this script (``script_sha256``).
@@ -27,7 +30,7 @@ from course_utils.models import Seq2Seq, Seq2SeqConfig
 from course_utils.train import evaluate, train
 
 OUT = Path(__file__).with_name("seed_spread_03.json")
-SETTINGS = {"steps": 500, "lr": 0.01, "test_pairs": 750, "attention": "additive"}
+SETTINGS = {"steps": 500, "lr": 0.01, "cooldown": 100, "test_pairs": 750, "attention": "additive"}
 TIME_WORDS = {zh for zh, _ in TIMES.values()}
 PLACE_WORDS = {zh for zh, _ in PLACES.values()}
 POSTPOSITIONS = {zh for zh, _ in PREPOSITIONS.values()}
@@ -83,7 +86,7 @@ def zai_landing(pairs, weights) -> dict[str, float]:
                                       "the place noun", "elsewhere")}
 
 
-def one_seed(seed: int) -> dict:
+def one_seed(seed: int, cooldown: int = SETTINGS["cooldown"]) -> dict:
     cu.set_seed(seed)
     corpus = make_corpus(seed=seed)
     src_vocab, tgt_vocab = corpus.src_vocab, corpus.tgt_vocab
@@ -91,13 +94,15 @@ def one_seed(seed: int) -> dict:
     torch.manual_seed(seed)
     model = Seq2Seq.build(cfg, SETTINGS["attention"])
     t0 = time.perf_counter()
-    hist = train(model, corpus, steps=SETTINGS["steps"], lr=SETTINGS["lr"], seed=seed, progress=False)
+    hist = train(model, corpus, steps=SETTINGS["steps"], lr=SETTINGS["lr"], seed=seed, progress=False,
+                 cooldown=cooldown)
     seconds = time.perf_counter() - t0
     test = corpus.test[: SETTINGS["test_pairs"]]
     weights = teacher_forced_weights(model, test, src_vocab, tgt_vocab)
     rep = evaluate(model, test, src_vocab, tgt_vocab)
     return {
         "seed": seed,
+        "cooldown": cooldown,
         "final_loss": sum(hist.losses[-50:]) / 50,
         "train_seconds": round(seconds, 1),
         "exact_match": rep.metric("exact_match"),
@@ -121,8 +126,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0-15", help="e.g. 0-15 or 0,4,7")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--contrast", type=int, help="a seed to train with and without the cool-down")
     args = ap.parse_args()
     cu.pick_device()  # sets the thread count the course uses
+    contrast = {}
+    if args.contrast is not None:
+        contrast = {"with": one_seed(args.contrast), "without": one_seed(args.contrast, cooldown=0)}
+        print(f"seed {args.contrast}: EM 30-39 {contrast['with']['exact_match']['30-39']:.2f} with the cool-down, "
+              f"{contrast['without']['exact_match']['30-39']:.2f} without", flush=True)
     rows = []
     for seed in parse_seeds(args.seeds):
         rows.append(one_seed(seed))
@@ -132,7 +143,7 @@ def main() -> None:
               f"在 on verb {r['zai']['the verb']:.2f}, preposition {r['zai']['the preposition']:.2f} "
               f"({r['train_seconds']:.0f} s)", flush=True)
         result = {"settings": SETTINGS, "script_sha256": script_sha256(), "torch": torch.__version__,
-                  "threads": torch.get_num_threads(), "rows": rows}
+                  "threads": torch.get_num_threads(), "rows": rows, "contrast": contrast}
         args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")  # after every seed
     print(f"wrote {args.out}")
 

@@ -30,9 +30,11 @@ def test_table_was_written_by_this_script():
 def test_table_uses_the_lessons_settings():
     settings = json.loads(TABLE.read_text())["settings"]
     src = lesson_source()
-    steps, lr = re.search(r"^STEPS, LR = (\d+), ([0-9.e-]+)$", src, re.M).groups()
+    steps, lr, cooldown = re.search(r"^STEPS, LR, COOLDOWN = (\d+), ([0-9.e-]+), (\d+)$", src, re.M).groups()
     test_pairs = re.search(r"^TEST = corpus\.test\[:(\d+)\]", src, re.M).group(1)
-    assert settings == {"steps": int(steps), "lr": float(lr), "test_pairs": int(test_pairs), "attention": "additive"}
+    assert settings == {"steps": int(steps), "lr": float(lr), "cooldown": int(cooldown), "test_pairs": int(test_pairs),
+                        "attention": "additive"}
+    assert src.count("cooldown=COOLDOWN") == 2, "both models of section 3 cool down"
     assert re.search(r'^attn = Seq2Seq\.build\(cfg, "additive"\)', src, re.M), "lesson 03 trains the additive model"
 
 
@@ -44,3 +46,11 @@ def test_table_covers_a_dozen_seeds():
     for r in rows:
         for kind in ("time words", "place nouns", "postpositions", "zai"):
             assert abs(sum(r[kind].values()) - 1) < 1e-9, (r["seed"], kind)
+
+
+def test_table_shows_one_seed_with_and_without_the_cooldown():
+    table = json.loads(TABLE.read_text())
+    with_cd, without_cd = table["contrast"]["with"], table["contrast"]["without"]
+    assert with_cd["seed"] == without_cd["seed"]
+    assert with_cd["cooldown"] == table["settings"]["cooldown"] > 0 and without_cd["cooldown"] == 0
+    assert all(r["cooldown"] == table["settings"]["cooldown"] for r in table["rows"])
