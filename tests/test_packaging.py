@@ -389,3 +389,15 @@ def test_license_states_code_mit_and_prose_cc_by():
     text = (ROOT / "LICENSE").read_text(encoding="utf-8")
     assert "MIT License" in text and "CC BY 4.0" in text
     assert PYPROJECT["project"]["license"] == "MIT"
+
+
+def test_compare_masks_every_number_of_a_cell_marked_as_timed_and_only_there():
+    old = nbformat.v4.new_notebook(cells=[_code_cell("decoder-only   50,963   10.0   0.71\n"),
+                                          _code_cell("decoder-only   50,963   10.0   0.71\n")])
+    old.cells[0].source = run_notebooks.TIMED + "\ntable()"
+    new = nbformat.from_dict(json.loads(json.dumps(old)))
+    for cell in new.cells:
+        cell.outputs[0]["text"] = "decoder-only   50,963   43.4   0.71\n"
+    assert [d["cell"] for d in run_notebooks.compare_outputs(old, new)] == [1]  # the unmarked cell only
+    new.cells[0].outputs[0]["text"] = "encoder-only   50,963   43.4   0.71\n"
+    assert [d["cell"] for d in run_notebooks.compare_outputs(old, new)] == [0, 1]  # words still count
