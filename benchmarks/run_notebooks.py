@@ -108,7 +108,7 @@ def run_one(path: Path, write: bool, timeout: int, compare: bool = False) -> dic
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    committed = copy.deepcopy(nb)
+    committed = copy.deepcopy(nb) if compare else None
     marks: dict[str, float] = {}
     client = NotebookClient(
         nb,
@@ -133,11 +133,13 @@ def run_one(path: Path, write: bool, timeout: int, compare: bool = False) -> dic
         "peak_mb": _kernel_peak_rss_mb(),
         "title": notebook_title(nb),
     }
-    if compare and error is None:
-        result["differences"] = compare_outputs(committed, compact_streams(copy.deepcopy(nb)))
-        result["cells_compared"] = sum(1 for c in committed.cells if c.cell_type == "code")
-    if write and error is None:
-        nbformat.write(compact_streams(nb), path)
+    if error is None and (compare or write):
+        compact_streams(nb)  # as stored: what --write keeps is what --compare checks
+        if compare:
+            result["differences"] = compare_outputs(committed, nb)
+            result["cells_compared"] = sum(1 for c in committed.cells if c.cell_type == "code")
+        if write:
+            nbformat.write(nb, path)
     return result
 
 

@@ -44,7 +44,7 @@ def check_mask(mask: Tensor, target: tuple[int, ...], pattern: str) -> None:
     """
     _check_bool(mask)
     shape, n = tuple(mask.shape), len(target)
-    if 2 <= len(shape) < n and target[0] > 1 and shape[0] == target[0] == target[n - len(shape)]:
+    if _ambiguous(shape, target):
         raise ValueError(
             f"mask: shape {shape} is ambiguous against {pattern} = {target}: broadcasting reads a "
             f"{len(shape)}-D mask as the last {len(shape)} dims {target[n - len(shape):]}, but its first "
@@ -52,6 +52,14 @@ def check_mask(mask: Tensor, target: tuple[int, ...], pattern: str) -> None:
             f"all {n} dims: a per-sentence mask with size-1 dims inserted (mask[:, None] for (B, 1, S)), "
             f"a shared one with leading 1s (mask[None])")
     check_broadcastable("mask", mask, target, pattern)
+
+
+def _ambiguous(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether a mask of ``shape`` could be read two ways against ``target``: it has
+    2 or more dims but fewer than ``target``, its first dim equals ``target``'s first
+    (B > 1), and the dim broadcasting aligns it with is also B wide."""
+    n, k = len(target), len(shape)
+    return 2 <= k < n and target[0] > 1 and shape[0] == target[0] == target[n - k]
 
 
 def _check_bool(mask: object) -> None:
@@ -81,8 +89,7 @@ def check_module_mask(mask: Tensor, sizes: dict[str, int], accepted: str) -> Non
         raise ValueError(f"mask: expected 1 to {len(target)} dims broadcastable to {pattern} = {target}, "
                          f"got {len(shape)} dims {shape}; accepted: {accepted}")
     B = sizes[letters[0]]
-    first = letters[len(target) - len(shape)]  # the letter the mask's first dim stands for
-    if 2 <= len(shape) < len(target) and B > 1 and shape[0] == B and sizes[first] == B:
+    if _ambiguous(shape, target):
         read = "(" + ", ".join(letters[len(target) - len(shape):]) + ")"
         raise ValueError(
             f"mask: shape {shape} is ambiguous: a {len(shape)}-D mask is read as {read}, but its first dim "

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from course_utils.checks import check_int
 from course_utils.data import Batch, Corpus, Pair, Vocab, bucket_by_length, iterate_batches, make_batch
 
 LENGTH_EDGES = (4, 10, 20, 30, 40, 51)
@@ -90,9 +91,7 @@ def train(model: nn.Module, corpus: Corpus, steps: int | None = 1000, seconds: f
         raise ValueError(f"seconds: expected None or a number >= 0, got {seconds!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
-    if not isinstance(cooldown, int) or isinstance(cooldown, bool) or cooldown < 0:
-        raise ValueError(f"cooldown: expected an int >= 0 (steps at the end with a falling learning rate), "
-                         f"got {cooldown!r}")
+    check_int("cooldown", cooldown, 0, "steps at the end with a falling learning rate")
     if cooldown and (steps is None or cooldown > steps):
         raise ValueError(f"cooldown: expected at most steps={steps} steps (it counts the last steps of the "
                          f"steps budget), got {cooldown}")
